@@ -1,0 +1,23 @@
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import AllowAny
+from rest_framework.throttling import ScopedRateThrottle
+
+from ..filtersets import JobRunFilterSet
+from ..models import JobRun
+from .serializers import JobRunSerializer
+from .viewsets import GovernedReadOnlyViewSet
+
+
+class JobRunViewSet(GovernedReadOnlyViewSet):
+    queryset = JobRun.objects.select_related("user", "target_type")
+    serializer_class = JobRunSerializer
+    filterset_class = JobRunFilterSet
+    ordering_fields = ["created_at", "status", "name"]
+
+
+class TokenView(ObtainAuthToken):
+    """POST username and password, get {"token": ...} for `Authorization: Token <token>`."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"

@@ -1,0 +1,142 @@
+"""The one change log: every create, update and delete of a governed model (a BaseModel),
+from the admin, the API, commands or jobs, with who, when, request id, before and after.
+
+Secrets are never written: an encrypted field appears as "******" when set, and a change
+of secret is listed in `changed` without its value.
+"""
+
+import json
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.db.models import Max
+
+from . import context
+from .crypto import MASK, EncryptedTextField
+from .models import ChangeLogEntry
+
+_TIMESTAMPS = {"created_at", "updated_at"}
+
+
+def _tracked_fields(model):
+    exclude = set(model.changelog_exclude) | _TIMESTAMPS
+    return [f for f in model._meta.concrete_fields if f.name not in exclude]
+
+
+def snapshot(instance):
+    """A JSON-safe dict of the instance's tracked fields, secrets masked."""
+    data = {}
+    for field in _tracked_fields(type(instance)):
+        value = field.value_from_object(instance)
+        if isinstance(field, EncryptedTextField):
+            value = MASK if value else ""
+        data[field.attname] = value
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def _secrets(instance):
+    return {
+        f.attname: f.value_from_object(instance)
+        for f in type(instance)._meta.concrete_fields
+        if isinstance(f, EncryptedTextField)
+    }
+
+
+def remember(instance):
+    """Keep the state as loaded so that the next save can be diffed without a query."""
+    instance._changelog_state = (snapshot(instance), _secrets(instance))
+
+
+def _loaded_state(instance):
+    state = getattr(instance, "_changelog_state", None)
+    if state is None and instance.pk is not None:
+        stored = type(instance)._base_manager.filter(pk=instance.pk).first()
+        state = stored._changelog_state if stored is not None else None
+    return state
+
+
+def before_save(instance):
+    if not hasattr(instance, "_changelog_state") and instance.pk is not None:
+        instance._changelog_state = _loaded_state(instance)
+
+
+def record(instance, action):
+    """Write one change-log entry for instance (called after the write, in its transaction)."""
+    before_state = None if action == ChangeLogEntry.Action.CREATE else _loaded_state(instance)
+    before, before_secrets = before_state or (None, {})
+    if action == ChangeLogEntry.Action.DELETE:
+        after, after_secrets = None, {}
+    else:
+        after, after_secrets = snapshot(instance), _secrets(instance)
+    if action == ChangeLogEntry.Action.UPDATE and before is None:
+        action = ChangeLogEntry.Action.CREATE
+    changed = sorted(
+        key
+        for key in set(before or {}) | set(after or {})
+        if (before or {}).get(key) != (after or {}).get(key)
+    )
+    changed += sorted(
+        key
+        for key in set(before_secrets) | set(after_secrets)
+        if before_secrets.get(key) != after_secrets.get(key) and key not in changed
+    )
+    if action == ChangeLogEntry.Action.UPDATE and not changed:
+        return None
+    actor = context.current()
+    user = actor.get_user()
+    content_type = ContentType.objects.get_for_model(type(instance))
+    with transaction.atomic():
+        last = ChangeLogEntry.objects.filter(
+            content_type=content_type, object_id=instance.pk
+        ).aggregate(v=Max("version"))["v"]
+        entry = ChangeLogEntry.objects.create(
+            user=user,
+            user_name=user.get_username() if user else "",
+            request_id=actor.request_id,
+            action=action,
+            content_type=content_type,
+            object_id=instance.pk,
+            object_repr=str(instance)[:200],
+            version=(last or 0) + 1,
+            before=before,
+            after=after,
+            changed=changed,
+        )
+    if action != ChangeLogEntry.Action.DELETE:
+        remember(instance)
+    return entry
+
+
+def history(instance):
+    return ChangeLogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(type(instance)), object_id=instance.pk
+    ).order_by("-version")
+
+
+class VersionNotRestorable(Exception):
+    pass
+
+
+def restore(instance, version):
+    """Put the object back to its state after `version`; recorded as a new update.
+
+    Secrets are not in the change log, so the current secrets are kept.
+    """
+    entry = history(instance).filter(version=version).first()
+    if entry is None:
+        raise VersionNotRestorable(f"version {version} does not exist for this object")
+    if entry.after is None:
+        raise VersionNotRestorable(f"version {version} is a deletion and cannot be restored")
+    model = type(instance)
+    for field in _tracked_fields(model):
+        if field.primary_key or isinstance(field, EncryptedTextField):
+            continue
+        if field.attname in entry.after:
+            value = entry.after[field.attname]
+            if not isinstance(field, models.ForeignKey | models.JSONField):
+                value = field.to_python(value)
+            setattr(instance, field.attname, value)
+    instance.full_clean(validate_unique=True)
+    instance.save()
+    return instance

@@ -1,0 +1,192 @@
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.utils import timezone
+
+from .permissions import GenericRestrictedQuerySet, RestrictedQuerySet
+
+
+class BaseModel(models.Model):
+    """Every governed model: timestamps, an owner, a description, a change log and
+    querysets restricted by object permissions."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The person accountable for this object.",
+    )
+    description = models.TextField(blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+
+    # Fields that change without anyone editing the object stay out of the change log.
+    changelog_exclude: tuple[str, ...] = ()
+    # The foreign key whose object's permissions cover this one (a table's source, say).
+    permission_parent: str | None = None
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        from .changelog import remember
+
+        remember(instance)
+        return instance
+
+
+class ChangeLogEntry(models.Model):
+    """Who changed what, when, under which request, with the state before and after."""
+
+    class Action(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        DELETE = "delete"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_name = models.CharField(max_length=150, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, db_index=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    object_id = models.PositiveBigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    changed = models.JSONField(default=list, blank=True)
+
+    objects = GenericRestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        verbose_name_plural = "change log entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id", "version"], name="changelog_one_version"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.object_repr} v{self.version}"
+
+
+class AccessLogEntry(models.Model):
+    """Append-only record of logins, denials, grants, exports and connection tests."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login"
+        LOGIN_FAILED = "login_failed"
+        LOGOUT = "logout"
+        PERMISSION_DENIED = "permission_denied"
+        GRANT = "grant"
+        REVOKE = "revoke"
+        EXPORT = "export"
+        CONNECTION_TEST = "connection_test"
+
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = GenericRestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        verbose_name_plural = "access log entries"
+        indexes = [models.Index(fields=["content_type", "object_id", "time"])]
+
+    def __str__(self):
+        return f"{self.action} by {self.user_name or 'anonymous'}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionDenied("The access log is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("The access log is append-only.")
+
+
+class JobRunQuerySet(GenericRestrictedQuerySet):
+    type_field, id_field = "target_type", "target_id"
+
+    def also_visible(self, user):
+        return models.Q(user=user)  # whoever started a job may follow it
+
+
+class JobRun(models.Model):
+    """One execution of a background task: saved before it is enqueued, updated as it runs."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    name = models.CharField(max_length=100, db_index=True)
+    task = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_id = models.PositiveBigIntegerField(null=True, blank=True)
+    target = GenericForeignKey("target_type", "target_id")
+    target_repr = models.CharField(max_length=200, blank=True)
+    arguments = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    objects = JobRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"])]
+
+    def __str__(self):
+        return f"{self.name} #{self.pk} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    def set_progress(self, percent, message=""):
+        self.progress = max(0, min(100, int(percent)))
+        self.progress_message = message[:300]
+        JobRun.objects.filter(pk=self.pk).update(
+            progress=self.progress, progress_message=self.progress_message
+        )

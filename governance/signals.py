@@ -1,0 +1,86 @@
+"""Signal receivers that must see every write, whatever path it took.
+
+The change log hangs off model signals so that admin, API, commands and jobs all record;
+the access log hangs off auth and guardian signals for logins and grants.
+"""
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.dispatch import receiver
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from . import accesslog, changelog
+from .models import AccessLogEntry, BaseModel, ChangeLogEntry
+
+
+def _governed(sender):
+    return isinstance(sender, type) and issubclass(sender, BaseModel)
+
+
+@receiver(pre_save)
+def _before_save(sender, instance, raw=False, **kwargs):
+    if _governed(sender) and not raw:
+        changelog.before_save(instance)
+
+
+@receiver(post_save)
+def _after_save(sender, instance, created, raw=False, **kwargs):
+    if _governed(sender) and not raw:
+        action = ChangeLogEntry.Action.CREATE if created else ChangeLogEntry.Action.UPDATE
+        changelog.record(instance, action)
+
+
+@receiver(post_delete)
+def _after_delete(sender, instance, **kwargs):
+    if _governed(sender):
+        changelog.record(instance, ChangeLogEntry.Action.DELETE)
+
+
+@receiver(user_logged_in)
+def _logged_in(sender, request, user, **kwargs):
+    accesslog.record(AccessLogEntry.Action.LOGIN, user=user, request=request)
+
+
+@receiver(user_logged_out)
+def _logged_out(sender, request, user, **kwargs):
+    accesslog.record(AccessLogEntry.Action.LOGOUT, user=user, request=request)
+
+
+@receiver(user_login_failed)
+def _login_failed(sender, credentials, request=None, **kwargs):
+    from .auth import note_failed_login
+
+    username = str(credentials.get("username", ""))[:150]
+    note_failed_login(request, username)
+    accesslog.record(
+        AccessLogEntry.Action.LOGIN_FAILED,
+        request=request,
+        user_name=username,
+        detail={"username": username},
+    )
+
+
+def _permission_event(instance, action):
+    holder = getattr(instance, "user", None) or getattr(instance, "group", None)
+    accesslog.record(
+        action,
+        obj=instance.content_object,
+        detail={
+            "permission": instance.permission.codename,
+            "holder_type": "user" if hasattr(instance, "user") else "group",
+            "holder": str(holder),
+        },
+    )
+
+
+@receiver(post_save, sender=UserObjectPermission)
+@receiver(post_save, sender=GroupObjectPermission)
+def _granted(sender, instance, created, **kwargs):
+    if created:
+        _permission_event(instance, AccessLogEntry.Action.GRANT)
+
+
+@receiver(post_delete, sender=UserObjectPermission)
+@receiver(post_delete, sender=GroupObjectPermission)
+def _revoked(sender, instance, **kwargs):
+    _permission_event(instance, AccessLogEntry.Action.REVOKE)
