@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -38,6 +39,25 @@ class GovernedAdmin(GuardedModelAdmin):
 
     def has_add_permission(self, request):
         return request.user.has_perm(perm_name(self.model, "add"))
+
+    def may_manage_grants(self, request):
+        """Granting is for the Admin role: an object grant must not let its holder widen it."""
+        return request.user.is_superuser or request.user.has_perm(perm_name(self.model, "change"))
+
+    def obj_perms_manage_view(self, request, object_pk):
+        if not self.may_manage_grants(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        if not self.may_manage_grants(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        if not self.may_manage_grants(request):
+            raise PermissionDenied
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
 
     def history_view(self, request, object_id, extra_context=None):
         """The object's history is its change log."""

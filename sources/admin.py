@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from governance import jobs
 from governance.admin import GovernedAdmin, ReadOnlyAdmin
 from governance.crypto import MASK
+from governance.services import grant_creator
 
 from .models import ConnectionTest, DataSource
 from .tasks import check_connections
@@ -174,8 +175,6 @@ class DataSourceAdmin(GovernedAdmin):
     def save_model(self, request, obj, form, change):
         obj.save()
         if not change:
-            from governance.services import grant_creator
-
             grant_creator(request.user, obj)
 
 

@@ -159,3 +159,18 @@ def test_production_refuses_to_start_without_keys(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_only_the_admin_role_manages_object_grants(db, client):
+    from governance.services import grant
+    from sources.models import DataSource
+
+    source = DataSource.objects.create(name="s", kind="postgresql", host="h")
+    steward = make_user("sam", roles=["Steward"], staff=True)
+    grant(source, steward, "steward")
+    client.force_login(steward)
+    url = f"/admin/sources/datasource/{source.pk}/permissions/"
+    assert client.get(url).status_code == 403
+    assert client.get(f"{url}user-manage/{steward.pk}/").status_code == 403
+    client.force_login(make_user("ada", roles=["Admin"], staff=True))
+    assert client.get(url).status_code == 200
