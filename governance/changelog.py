@@ -140,3 +140,44 @@ def restore(instance, version):
     instance.full_clean(validate_unique=True)
     instance.save()
     return instance
+
+
+def record_many(model, changes):
+    """Change-log entries for bulk writes that bypass model signals (a scan applying
+    thousands of rows): `changes` is a list of (instance, action, before-snapshot)."""
+    if not changes:
+        return []
+    actor = context.current()
+    user = actor.get_user()
+    content_type = ContentType.objects.get_for_model(model)
+    ids = [instance.pk for instance, _, _ in changes]
+    last = dict(
+        ChangeLogEntry.objects.filter(content_type=content_type, object_id__in=ids)
+        .values("object_id")
+        .annotate(v=Max("version"))
+        .values_list("object_id", "v")
+    )
+    entries = []
+    for instance, action, before in changes:
+        after = None if action == ChangeLogEntry.Action.DELETE else snapshot(instance)
+        changed = sorted(
+            k
+            for k in set(before or {}) | set(after or {})
+            if (before or {}).get(k) != (after or {}).get(k)
+        )
+        entries.append(
+            ChangeLogEntry(
+                user=user,
+                user_name=user.get_username() if user else "",
+                request_id=actor.request_id,
+                action=action,
+                content_type=content_type,
+                object_id=instance.pk,
+                object_repr=str(instance)[:200],
+                version=last.get(instance.pk, 0) + 1,
+                before=before,
+                after=after,
+                changed=changed,
+            )
+        )
+    return ChangeLogEntry.objects.bulk_create(entries, batch_size=2000)

@@ -9,6 +9,7 @@ transaction commits, and the task keeps status, progress, attempts and errors on
 Tasks receive ids, never secrets; arguments travel as JSON.
 """
 
+import contextvars
 import logging
 import traceback
 
@@ -22,6 +23,8 @@ from . import context
 from .models import JobRun
 
 logger = logging.getLogger(__name__)
+# A command running a job in-process listens to its progress here (to draw a bar).
+progress_listener = contextvars.ContextVar("steward_job_progress", default=None)
 
 
 class TransientError(Exception):
@@ -84,9 +87,8 @@ class JobTask(Task):
         )
 
 
-def enqueue(task, *, name, target=None, user=None, **arguments):
-    """Save the job run and send the task once the surrounding transaction commits."""
-    job = JobRun.objects.create(
+def _create(task, name, target, user, arguments):
+    return JobRun.objects.create(
         name=name,
         task=task.name,
         user=user if getattr(user, "pk", None) else None,
@@ -95,7 +97,24 @@ def enqueue(task, *, name, target=None, user=None, **arguments):
         target_repr=str(target)[:200] if target is not None else "",
         arguments=arguments,
     )
+
+
+def enqueue(task, *, name, target=None, user=None, **arguments):
+    """Save the job run and send the task once the surrounding transaction commits."""
+    job = _create(task, name, target, user, arguments)
     transaction.on_commit(lambda: _send(task, job, arguments))
+    return job
+
+
+def run_now(task, *, name, target=None, user=None, on_progress=None, **arguments):
+    """Run a job in this process (commands), tracked on a JobRun like a queued one."""
+    job = _create(task, name, target, user, arguments)
+    token = progress_listener.set(on_progress)
+    try:
+        task.apply(kwargs={"job_id": job.pk, **arguments}, task_id=f"job-{job.pk}")
+    finally:
+        progress_listener.reset(token)
+    job.refresh_from_db()
     return job
 
 

@@ -30,6 +30,8 @@ class BaseModel(models.Model):
     changelog_exclude: tuple[str, ...] = ()
     # The foreign key whose object's permissions cover this one (a table's source, say).
     permission_parent: str | None = None
+    # Shared vocabulary (tags, classifier rules) that every signed-in user may read.
+    readable_by_all = False
 
     class Meta:
         abstract = True
@@ -81,6 +83,14 @@ class ChangeLogEntry(models.Model):
         return f"{self.action} {self.object_repr} v{self.version}"
 
 
+class AppendOnlyQuerySet(GenericRestrictedQuerySet):
+    def update(self, **kwargs):
+        raise PermissionDenied("The access log is append-only.")
+
+    def delete(self):
+        raise PermissionDenied("The access log is append-only.")
+
+
 class AccessLogEntry(models.Model):
     """Append-only record of logins, denials, grants, exports and connection tests."""
 
@@ -109,7 +119,7 @@ class AccessLogEntry(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     detail = models.JSONField(default=dict, blank=True)
 
-    objects = GenericRestrictedQuerySet.as_manager()
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-time", "-id"]
@@ -190,3 +200,32 @@ class JobRun(models.Model):
         JobRun.objects.filter(pk=self.pk).update(
             progress=self.progress, progress_message=self.progress_message
         )
+        from .jobs import progress_listener
+
+        listener = progress_listener.get()
+        if listener is not None:
+            listener(self.progress, self.progress_message)
+
+
+class Event(models.Model):
+    """Something that happened and that people may want to hear about (a schema change, a
+    failed scan...). Written in the same transaction as the change itself; the notification
+    rules read them from here."""
+
+    kind = models.CharField(max_length=100, db_index=True)
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    objects = GenericRestrictedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+
+    def __str__(self):
+        return f"{self.kind}: {self.object_repr}"

@@ -28,16 +28,18 @@ def can(user, action, obj):
     """True when user may do action on obj (globally or by a grant on obj or its parent)."""
     if not getattr(user, "is_active", False):
         return False
-    if user.is_superuser:
+    if user.is_superuser or (action == "view" and getattr(obj, "readable_by_all", False)):
         return True
+    perm = perm_name(type(obj), action)
     parent_field = getattr(type(obj), "permission_parent", None)
-    if parent_field:
-        parent = getattr(obj, parent_field)
-        if parent is not None:
-            return can(user, "view" if action == "view" else "change", parent)
-    return user.has_perm(perm_name(type(obj), action)) or user.has_perm(
-        perm_name(type(obj), action), obj
-    )
+    parent = getattr(obj, parent_field) if parent_field else None
+    if parent is not None and action == "add":
+        return can(user, "change", parent)  # adding under a source is changing the source
+    if user.has_perm(perm):
+        return True
+    if parent is not None:
+        return can(user, "view" if action == "view" else "change", parent)
+    return user.has_perm(perm, obj)
 
 
 class RestrictedQuerySet(models.QuerySet):
@@ -46,18 +48,27 @@ class RestrictedQuerySet(models.QuerySet):
             raise ValueError(f"unknown action {action!r}")
         if user is None or not user.is_authenticated or not user.is_active:
             return self.none()
-        if user.is_superuser:
+        if user.is_superuser or (
+            action == "view" and getattr(self.model, "readable_by_all", False)
+        ):
             return self
         model = self.model
         parent_field = getattr(model, "permission_parent", None)
-        if parent_field:
-            parent_model = model._meta.get_field(parent_field).related_model
-            parent_action = "view" if action == "view" else "change"
-            allowed = parent_model.objects.restrict(user, parent_action).values("pk")
-            return self.filter(**{f"{parent_field}__in": allowed})
         perm = perm_name(model, action)
         if user.has_perm(perm):
             return self
+        if parent_field:
+            field = model._meta.get_field(parent_field)
+            parent_action = "view" if action == "view" else "change"
+            allowed = field.related_model.objects.restrict(user, parent_action).values("pk")
+            covered = models.Q(**{f"{parent_field}__in": allowed})
+            if not field.null:
+                return self.filter(covered)
+            # Without a parent (a manual table, say) the object carries its own grants.
+            own = get_objects_for_user(
+                user, perm, klass=model, accept_global_perms=False, with_superuser=False
+            ).values("pk")
+            return self.filter(covered | models.Q(**{f"{parent_field}__isnull": True}, pk__in=own))
         return get_objects_for_user(
             user, perm, klass=self, accept_global_perms=False, with_superuser=False
         )

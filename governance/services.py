@@ -20,8 +20,9 @@ def revoke(obj, holder):
 
 def grant_creator(user, obj):
     """Whoever creates an object through a role may see, change and delete it."""
-    if user.is_superuser or getattr(type(obj), "permission_parent", None):
-        return
+    parent = getattr(type(obj), "permission_parent", None)
+    if user.is_superuser or (parent and getattr(obj, parent) is not None):
+        return  # covered by the grant on its parent
     if not user.has_perm(perm_name(type(obj), "change")):
         grant(obj, user, "owner")
 

@@ -257,6 +257,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "governance.models.JobRun.Status",
+        "ClassificationStatusEnum": "catalog.models.Classification.Status",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded SQLite broker so that the

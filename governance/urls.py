@@ -7,6 +7,7 @@ from .health import health
 api_v1 = [
     path("", include("governance.api.urls")),
     path("", include("sources.api.urls")),
+    path("", include("catalog.api.urls")),
 ]
 
 urlpatterns = [

@@ -10,6 +10,7 @@ mkdir -p var
 
 "$PY" manage.py migrate --noinput
 "$PY" manage.py demo
+"$PY" manage.py scan "Demo shop"
 
 "$PY" -m celery -A governance worker --beat --loglevel=INFO --concurrency=2 \
     --schedule var/celerybeat-schedule >var/celery.log 2>&1 &

@@ -17,7 +17,8 @@ class DataSourceForm(forms.ModelForm):
     """The password is write-only: the page never carries it; empty keeps the stored one.
     Secret options show as "******" and keep their value when sent back unchanged."""
 
-    password = forms.CharField(
+    new_password = forms.CharField(
+        label="Password",
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
@@ -44,6 +45,15 @@ class DataSourceForm(forms.ModelForm):
             "owner",
             "description",
             "is_active",
+            "scan_schedule",
+            "scan_include_schemas",
+            "scan_exclude_schemas",
+            "scan_include_tables",
+            "scan_exclude_tables",
+            "scan_include_views",
+            "scan_sample_values",
+            "scan_sample_size",
+            "scan_document_sample",
         ]
 
     def __init__(self, *args, **kwargs):
@@ -54,7 +64,7 @@ class DataSourceForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         source = self.instance
-        password = cleaned.get("password")
+        password = cleaned.get("new_password")
         if cleaned.get("clear_password"):
             source.password = ""
         elif password and password != MASK:
@@ -93,6 +103,8 @@ class DataSourceAdmin(GovernedAdmin):
     list_filter = ["kind", "environment", "is_active", "last_test_ok"]
     search_fields = ["name", "host", "database", "description"]
     readonly_fields = [
+        "masked_options",
+        "last_scan_at",
         "last_test_at",
         "last_test_ok",
         "last_test_error_kind",
@@ -111,9 +123,26 @@ class DataSourceAdmin(GovernedAdmin):
                     "port",
                     "database",
                     "username",
-                    "password",
+                    "new_password",
                     "clear_password",
                     "options_json",
+                ]
+            },
+        ),
+        (
+            "Scanning",
+            {
+                "fields": [
+                    "scan_schedule",
+                    "scan_include_schemas",
+                    "scan_exclude_schemas",
+                    "scan_include_tables",
+                    "scan_exclude_tables",
+                    "scan_include_views",
+                    "scan_sample_values",
+                    "scan_sample_size",
+                    "scan_document_sample",
+                    "last_scan_at",
                 ]
             },
         ),
@@ -132,6 +161,21 @@ class DataSourceAdmin(GovernedAdmin):
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
     actions = ["test_connection"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # Read-only pages show model values; the secrets have no business there.
+        hidden = {"new_password", "clear_password", "options_json"}
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in hidden]})
+            for name, opts in fieldsets
+        ] + [("Options", {"fields": ["masked_options"]})]
+
+    @admin.display(description="options")
+    def masked_options(self, source):
+        return source.masked_options()
 
     @admin.display(description="last test", boolean=True)
     def test_status(self, source):
@@ -190,6 +234,6 @@ class ConnectionTestAdmin(ReadOnlyAdmin):
         "server_version",
         "user",
     ]
-    list_filter = ["ok", "error_kind", "operation", "source"]
+    list_filter = ["ok", "error_kind", "operation", ("source", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["source__name", "error"]
     date_hierarchy = "created_at"

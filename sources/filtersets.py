@@ -1,10 +1,12 @@
 import django_filters
 from django.db.models import Q
 
+from governance.filtersets import GovernedFilterSet
+
 from .models import ConnectionTest, DataSource
 
 
-class DataSourceFilterSet(django_filters.FilterSet):
+class DataSourceFilterSet(GovernedFilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     owner = django_filters.CharFilter(field_name="owner__username")
 
@@ -21,7 +23,7 @@ class DataSourceFilterSet(django_filters.FilterSet):
         )
 
 
-class ConnectionTestFilterSet(django_filters.FilterSet):
+class ConnectionTestFilterSet(GovernedFilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
 
     class Meta:

@@ -8,6 +8,23 @@ from governance.permissions import RestrictedQuerySet
 
 from .connectors import KINDS, validate_options
 from .connectors.base import ConnectionSpec
+from .connectors.metadata import ScanRules
+
+
+def cron_fields(expression):
+    """Split a five-field cron expression, checking each field with celery's own parser."""
+    from celery.schedules import crontab_parser
+
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError("a cron expression has five fields: minute hour day month weekday")
+    limits = ((60, 0), (24, 0), (31, 1), (12, 1), (7, 0))
+    for part, (size, start) in zip(parts, limits, strict=True):
+        try:
+            crontab_parser(size, start).parse(part)
+        except Exception as exc:
+            raise ValueError(f"invalid cron field {part!r}: {exc}") from exc
+    return parts
 
 
 class DataSource(BaseModel):
@@ -48,12 +65,51 @@ class DataSource(BaseModel):
         max_length=10, choices=Environment.choices, default=Environment.DEVELOPMENT
     )
     is_active = models.BooleanField(default=True)
+    # Scan rules: applied before anything is read from the source.
+    scan_include_schemas = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Schema name patterns to scan, e.g. ["sales*"]; '
+        "empty scans every non-system schema.",
+    )
+    scan_exclude_schemas = models.JSONField(default=list, blank=True)
+    scan_include_tables = models.JSONField(
+        default=list, blank=True, help_text='Patterns matched against "table" and "schema.table".'
+    )
+    scan_exclude_tables = models.JSONField(default=list, blank=True)
+    scan_include_views = models.BooleanField(default=True)
+    scan_sample_values = models.BooleanField(
+        default=False,
+        help_text="Read sample values to classify columns (values are never stored).",
+    )
+    scan_sample_size = models.PositiveIntegerField(
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(10000)],
+        help_text="Values per column sampled for classification.",
+    )
+    scan_document_sample = models.PositiveIntegerField(
+        default=1000,
+        validators=[MinValueValidator(1), MaxValueValidator(100000)],
+        help_text="MongoDB: documents sampled per collection to infer fields.",
+    )
+    scan_schedule = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='A cron expression ("minute hour day month weekday") for scheduled scans.',
+    )
+    last_scan_at = models.DateTimeField(null=True, blank=True)
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_error_kind = models.CharField(max_length=20, blank=True)
     last_test_error = models.TextField(blank=True)
 
-    changelog_exclude = ("last_test_at", "last_test_ok", "last_test_error_kind", "last_test_error")
+    changelog_exclude = (
+        "last_test_at",
+        "last_test_ok",
+        "last_test_error_kind",
+        "last_test_error",
+        "last_scan_at",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -76,6 +132,20 @@ class DataSource(BaseModel):
                 validate_options(self.kind, self.all_options())
             except ValueError as exc:
                 errors["options"] = str(exc)
+        for name in (
+            "scan_include_schemas",
+            "scan_exclude_schemas",
+            "scan_include_tables",
+            "scan_exclude_tables",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                errors[name] = "a list of name patterns (strings) is expected"
+        if self.scan_schedule:
+            try:
+                cron_fields(self.scan_schedule)
+            except ValueError as exc:
+                errors["scan_schedule"] = str(exc)
         if errors:
             raise ValidationError(errors)
 
@@ -98,6 +168,19 @@ class DataSource(BaseModel):
                 value = stored[key]
             (public if key in public_keys else secret)[key] = value
         self.options, self.secret_options = public, secret
+
+    def scan_rules(self):
+        include = tuple(self.scan_include_schemas)
+        if not include and self.kind == self.Kind.MYSQL and self.database:
+            include = (self.database,)  # in MySQL a database is a schema: scan the one named
+        return ScanRules(
+            include_schemas=include,
+            exclude_schemas=tuple(self.scan_exclude_schemas),
+            include_tables=tuple(self.scan_include_tables),
+            exclude_tables=tuple(self.scan_exclude_tables),
+            include_views=self.scan_include_views,
+            sample_size=self.scan_document_sample,
+        )
 
     def connection_spec(self, **overrides):
         values = {

@@ -2,17 +2,19 @@
 permission checked on the object, writes in a transaction and re-checked after saving."""
 
 from django.db import transaction
-from django_filters.rest_framework import DjangoFilterBackend
-from rest_framework import viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter
 
+from ..filtersets import GovernedFilterBackend
 from ..permissions import METHOD_ACTIONS, can, perm_name
 from ..services import grant_creator
 
 
-class GovernedViewSet(viewsets.ModelViewSet):
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
+class GovernedGenericViewSet(viewsets.GenericViewSet):
+    """The permission logic alone, for viewsets that only add @actions to another app's model."""
+
+    filter_backends = [GovernedFilterBackend, OrderingFilter]
     throttle_scope = None  # an @action may set a stricter scope (see DEFAULT_THROTTLE_RATES)
     # The permission an @action needs on its object; others need view (safe methods) or change.
     action_permissions: dict[str, str] = {"access_control": "change"}
@@ -33,14 +35,21 @@ class GovernedViewSet(viewsets.ModelViewSet):
 
     def check_permissions(self, request):
         super().check_permissions(request)
-        if (
-            self.action == "create"
-            and not getattr(self.model, "permission_parent", None)
-            and not request.user.has_perm(perm_name(self.model, "add"))
-        ):
+        if self.action == "create" and not self.may_create(request.user):
             self.permission_denied(
                 request, message=f"You may not add {self.model._meta.verbose_name_plural}."
             )
+
+    def may_create(self, user):
+        """Before validation: could this user create anything here? The object itself is
+        checked again once written."""
+        if user.has_perm(perm_name(self.model, "add")):
+            return True
+        parent_field = getattr(self.model, "permission_parent", None)
+        if not parent_field:
+            return False
+        parent_model = self.model._meta.get_field(parent_field).related_model
+        return parent_model.objects.restrict(user, "change").exists()
 
     def get_object(self):
         obj = super().get_object()  # 404 when the user may not even see it
@@ -59,6 +68,15 @@ class GovernedViewSet(viewsets.ModelViewSet):
                 f"You may not {action} this {self.model._meta.verbose_name} as written."
             )
 
+
+class GovernedViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    GovernedGenericViewSet,
+):
     @transaction.atomic
     def create(self, request, *args, **kwargs):
         return super().create(request, *args, **kwargs)
@@ -74,7 +92,7 @@ class GovernedViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer):
         obj = serializer.save()
         grant_creator(self.request.user, obj)
-        self.recheck(obj, "view")
+        self.recheck(obj, "add")
 
     def perform_update(self, serializer):
         obj = serializer.save()

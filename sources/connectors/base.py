@@ -5,10 +5,12 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
+
+from .metadata import ScanRules, TableMeta
 
 ERROR_KINDS = ("dns", "refused", "timeout", "auth", "tls", "not_found", "blocked", "other")
 MASK = "******"
@@ -16,6 +18,8 @@ TLS_MODES = ("disable", "require", "verify-ca", "verify-full")
 TIMEOUT_LIMITS = {"connect_timeout": 120.0, "statement_timeout": 3600.0}
 COMMON_FIELDS = {"connect_timeout": float, "statement_timeout": float, "tls": str, "tls_ca": str}
 TYPE_NAMES = {float: "a number", str: "a string", bool: "true or false", int: "an integer"}
+
+Progress = Callable[[int, int, str], None]
 
 # Checked in order: refusal text often mentions the configured timeouts too.
 _TEXT_KINDS = (
@@ -256,6 +260,45 @@ class Connector:
             return TestResult(False, self._latency(), error=error.message, error_kind=error.kind)
         return TestResult(True, latency, server_version=str(version))
 
+    # --- introspection -----------------------------------------------------------------------
+
+    def introspect(
+        self, rules: ScanRules | None = None, progress: Progress | None = None
+    ) -> list[TableMeta]:
+        """Metadata of every table the rules allow, read with a few bulk catalog queries;
+        `progress(done, total, message)` hears how far it got."""
+        with self.connect() as conn:
+            return self.call(
+                self.read_catalog, conn, rules or ScanRules(), progress or _quiet, None
+            )
+
+    def introspect_table(self, schema: str, name: str) -> TableMeta:
+        with self.connect() as conn:
+            found = self.call(self.read_catalog, conn, ScanRules(), _quiet, (schema, name))
+        if not found:
+            where = f"{schema}.{name}" if schema else name
+            raise ConnectorError("not_found", f"table '{where}' does not exist in {self.kind}")
+        return found[0]
+
+    def sample_values(
+        self, table: TableMeta, columns: list[str], limit: int
+    ) -> dict[str, list[str]]:
+        """Up to `limit` non-null values of each column, as text of at most 200 characters."""
+        known = {column.name for column in table.columns}
+        wanted = list(dict.fromkeys(c for c in columns if not known or c in known))
+        limit = max(0, int(limit))
+        if not wanted or not limit:
+            return {name: [] for name in wanted}
+        with self.connect() as conn:
+            return self.call(self.read_sample, conn, table, wanted, limit)
+
+    def read_catalog(self, conn, rules: ScanRules, progress: Progress, only) -> list[TableMeta]:
+        """The allowed tables' metadata; with `only` = (schema, name), just that one if found."""
+        raise NotImplementedError
+
+    def read_sample(self, conn, table: TableMeta, columns: list[str], limit: int):
+        raise NotImplementedError
+
     def _latency(self) -> float:
         if self.started is None:
             return 0.0
@@ -299,6 +342,10 @@ class Connector:
         else:
             ctx.load_default_certs()
         return ctx
+
+
+def _quiet(done: int, total: int, message: str):
+    pass
 
 
 def _unlink(path: str):

@@ -1,6 +1,18 @@
+from fnmatch import fnmatchcase
+
 import elasticsearch
 
-from .base import COMMON_FIELDS, Connector, first_line, host_literal, kind_from_text
+from .base import (
+    COMMON_FIELDS,
+    Connector,
+    ConnectorError,
+    first_line,
+    host_literal,
+    kind_from_text,
+)
+from .metadata import ColumnMeta, TableMeta, normalize_type, pluck, sample_text
+
+PATTERN_CHARACTERS = frozenset("*?,")
 
 
 class ElasticsearchConnector(Connector):
@@ -43,6 +55,78 @@ class ElasticsearchConnector(Connector):
         info = conn.options(request_timeout=self.connect_timeout).info()
         return info["version"]["number"]
 
+    def read_catalog(self, es, rules, progress, only):
+        target = self.spec.database or "*"
+        if only:
+            schema, name = only
+            if schema or PATTERN_CHARACTERS & set(name) or not self._in_scope(name):
+                return []
+            target = name
+        try:
+            mappings = es.indices.get_mapping(index=target)
+        except elasticsearch.NotFoundError:
+            if only:
+                return []
+            raise
+        if only:
+            names = [name for name in mappings if name == target]
+        else:
+            names = [
+                name
+                for name in mappings
+                if not name.startswith(".") and rules.allows("", name, "index")
+            ]
+        progress(0, len(names), f"{len(names)} indices chosen")
+        if not names:
+            return []
+        aliases = es.indices.get_alias(index=target)
+        listing = es.cat.indices(
+            index=target, format="json", bytes="b", h="index,docs.count,store.size"
+        )
+        counts = {row["index"]: row for row in listing}
+        chosen = []
+        for done, name in enumerate(names, 1):
+            mapping = mappings[name].get("mappings") or {}
+            columns, truncated = flatten(mapping.get("properties") or {}, rules.max_fields)
+            stats = counts.get(name, {})
+            table = TableMeta(
+                schema="",
+                name=name,
+                kind="index",
+                columns=columns,
+                comment=str((mapping.get("_meta") or {}).get("description", "")),
+                row_count=_number(stats.get("docs.count")),
+                size_bytes=_number(stats.get("store.size")),
+                properties={"aliases": sorted(aliases.get(name, {}).get("aliases") or {})},
+            )
+            if truncated:
+                table.properties["fields_truncated"] = True
+            chosen.append(table)
+            progress(done, len(names), f"read {name}")
+        return chosen
+
+    def _in_scope(self, name: str) -> bool:
+        patterns = [p for p in (self.spec.database or "*").split(",") if p and p[0] != "-"]
+        return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+    def read_sample(self, es, table, columns, limit):
+        if PATTERN_CHARACTERS & set(table.name):
+            raise ConnectorError("not_found", f"'{table.name}' is not an index name")
+        paths = {column: _source_path(table, column) for column in columns}
+        response = es.search(
+            index=table.name,
+            size=limit,
+            source_includes=sorted(set(paths.values())),
+            query={"match_all": {}},
+        )
+        found = {column: [] for column in columns}
+        for hit in response["hits"]["hits"]:
+            for column, bucket in found.items():
+                for value in pluck(hit.get("_source") or {}, paths[column].split(".")):
+                    if value is not None and len(bucket) < limit:
+                        bucket.append(sample_text(value))
+        return found
+
     def classify(self, exc):
         if isinstance(exc, elasticsearch.UnsupportedProductError):
             return "other", "the server did not identify itself as Elasticsearch"
@@ -69,3 +153,45 @@ def _reason(exc) -> str:
 def _cause(exc) -> str:
     """Transport errors say 'Connection error'; the reason is in their arguments."""
     return " ".join(str(arg) for arg in exc.args) or str(exc)
+
+
+def flatten(properties: dict, max_fields: int) -> tuple[list[ColumnMeta], bool]:
+    """Mapping properties as dotted paths: objects, nested objects and their children, and
+    multi-fields ("name.keyword"); True when max_fields cut the list short."""
+    columns: list[ColumnMeta] = []
+
+    def add(path: str, spec: dict) -> bool:
+        if len(columns) >= max_fields:
+            return False
+        native = spec.get("type", "object")
+        data_type = normalize_type("elasticsearch", native)
+        columns.append(ColumnMeta(path, len(columns) + 1, data_type, native))
+        return True
+
+    def walk(fields: dict, prefix: str) -> bool:
+        for name, spec in fields.items():
+            path = f"{prefix}{name}"
+            if not add(path, spec):
+                return False
+            for sub, sub_spec in (spec.get("fields") or {}).items():
+                if not add(f"{path}.{sub}", sub_spec):
+                    return False
+            if not walk(spec.get("properties") or {}, f"{path}."):
+                return False
+        return True
+
+    return columns, not walk(properties, "")
+
+
+def _source_path(table: TableMeta, column: str) -> str:
+    """Where a column's values sit in _source: a multi-field's are its parent's."""
+    parent = column.rpartition(".")[0]
+    meta = table.column(parent) if parent else None
+    return parent if meta and meta.data_type not in ("object", "array") else column
+
+
+def _number(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -5,16 +5,20 @@ Nothing here talks to a real MongoDB, Elasticsearch or Oracle server.
 
 import base64
 import datetime
+import functools
 import json
 import ssl
 import threading
+from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import mongomock
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from mongomock.store import ServerStore
 from pymongo.errors import OperationFailure
 
 ES_INFO = {
@@ -30,9 +34,16 @@ class FakeElasticsearch:
 
     It checks the Authorization header (basic auth or an API key) and answers 401 otherwise;
     it sends the X-Elastic-Product header the elasticsearch 8 client insists on.
+
+    Given `indices` ({name: {"mappings": ..., "aliases": [...], "docs": [...], "size": bytes,
+    "hidden": bool}}) it also answers `_mapping`, `_alias`, `_cat/indices` and `_search` for an
+    index name or pattern; patterns skip hidden indices and a missing name is a 404.
     """
 
-    def __init__(self, username="elastic", password="", api_key=None, tls=None, product=True):
+    def __init__(
+        self, username="elastic", password="", api_key=None, tls=None, product=True, indices=None
+    ):
+        self.indices = indices or {}
         if api_key:
             self.expected = f"ApiKey {api_key}"
         else:
@@ -47,13 +58,19 @@ class FakeElasticsearch:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                fake.requests.append({"path": self.path, "headers": dict(self.headers)})
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                fake.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body}
+                )
                 if self.headers.get("Authorization") != fake.expected:
                     reason = "unable to authenticate user for REST request [/]"
                     error = {"type": "security_exception", "reason": reason}
                     self._answer(401, {"error": error, "status": 401})
                 else:
-                    self._answer(200, ES_INFO)
+                    self._answer(*fake.route(self.path, body))
+
+            do_POST = do_GET
 
             def _answer(self, status, body):
                 data = json.dumps(body).encode()
@@ -87,6 +104,70 @@ class FakeElasticsearch:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+    def paths(self):
+        return [urlsplit(request["path"]).path for request in self.requests]
+
+    def route(self, path, body):
+        parts = urlsplit(path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        segments = [unquote(segment) for segment in parts.path.split("/") if segment]
+        if not segments:
+            return 200, ES_INFO
+        if segments[:2] == ["_cat", "indices"]:
+            names = self.resolve(segments[2] if len(segments) > 2 else "*")
+            if names is None:
+                return self.missing(segments[2])
+            return 200, [
+                {
+                    "index": name,
+                    "docs.count": str(len(self.indices[name].get("docs", []))),
+                    "store.size": str(self.indices[name].get("size", 0)),
+                }
+                for name in names
+            ]
+        action = segments[-1]
+        target = segments[0] if len(segments) > 1 else "*"
+        names = self.resolve(target)
+        if names is None:
+            return self.missing(target)
+        if action == "_mapping":
+            return 200, {name: {"mappings": self.indices[name]["mappings"]} for name in names}
+        if action == "_alias":
+            return 200, {
+                name: {"aliases": {alias: {} for alias in self.indices[name].get("aliases", [])}}
+                for name in names
+            }
+        if action == "_search":
+            size = int(body.get("size", query.get("size", 10)))
+            hits = [
+                {"_index": name, "_id": str(number), "_source": document}
+                for name in names
+                for number, document in enumerate(self.indices[name].get("docs", []))
+            ]
+            return 200, {"hits": {"total": {"value": len(hits)}, "hits": hits[:size]}}
+        return 400, {"error": {"type": "illegal_argument_exception", "reason": path}}
+
+    def resolve(self, target):
+        """Index names for a target like real Elasticsearch, or None for a missing name."""
+        names = []
+        for part in target.split(","):
+            if "*" in part or "?" in part:
+                names += [
+                    name
+                    for name, index in self.indices.items()
+                    if fnmatchcase(name, part) and not index.get("hidden") and name not in names
+                ]
+            elif part in self.indices:
+                names.append(part)
+            else:
+                return None
+        return names
+
+    @staticmethod
+    def missing(target):
+        error = {"type": "index_not_found_exception", "reason": f"no such index [{target}]"}
+        return 404, {"error": error, "status": 404}
 
 
 def make_tls(tmp_path, name):
@@ -149,6 +230,42 @@ class RecordingMongoClient(mongomock.MongoClient):
         super().__init__(*args, **kwargs)
 
 
+class FakeMongoClient(mongomock.MongoClient):
+    """FAKE MongoDB client (mongomock). Every client shares one in-memory server (`store`), so
+    data a test writes is what the connector's own client reads. It adds list_collections(),
+    which mongomock lacks, and read-only views: a name in `views` ({(database, name): {"viewOn":
+    ..., "pipeline": [...]}}) is listed as a view, and its documents are whatever the test put
+    in the mongomock collection of that name (standing in for the pipeline's output)."""
+
+    store = ServerStore()
+    views: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        kwargs["_store"] = type(self).store
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def reset(cls):
+        cls.store = ServerStore()
+        cls.views = {}
+
+    def get_database(self, name=None, **kwargs):
+        database = super().get_database(name, **kwargs)
+        database.list_collections = functools.partial(_list_collections, database, self.views)
+        return database
+
+
+def _list_collections(database, views, filter=None, **kwargs):
+    for name in database.list_collection_names():
+        if filter and filter.get("name", name) != name:
+            continue
+        view = views.get((database.name, name))
+        if view:
+            yield {"name": name, "type": "view", "options": dict(view), "info": {"readOnly": True}}
+        else:
+            yield {"name": name, "type": "collection", "options": {}, "info": {"readOnly": False}}
+
+
 class _RefusingAdmin:
     def command(self, *args, **kwargs):
         raise OperationFailure("Authentication failed.", code=18)
@@ -163,12 +280,46 @@ class AuthFailingMongoClient(RecordingMongoClient):
 
 
 class FakeOracleConnection:
-    """FAKE python-oracledb connection: just enough for a connection test."""
+    """FAKE python-oracledb connection: enough for a connection test and for catalog queries.
 
-    def __init__(self, version="23.4.0.24.5"):
+    `answers` is a list of (text, rows) tried in order: a statement containing `text` gets
+    `rows` (a list of tuples, a callable taking (sql, params), or an exception to raise).
+    Every statement and its parameters are kept in `executed`.
+    """
+
+    def __init__(self, version="23.4.0.24.5", answers=()):
         self.version = version
         self.call_timeout = 0
         self.closed = False
+        self.answers = list(answers)
+        self.executed = []
+
+    def cursor(self):
+        return FakeOracleCursor(self)
 
     def close(self):
         self.closed = True
+
+
+class FakeOracleCursor:
+    """FAKE python-oracledb cursor answering from its FakeOracleConnection."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.rows = []
+
+    def execute(self, sql, parameters=None):
+        self.connection.executed.append((sql, parameters))
+        for text, answer in self.connection.answers:
+            if text in sql:
+                if isinstance(answer, Exception):
+                    raise answer
+                self.rows = list(answer(sql, parameters) if callable(answer) else answer)
+                return
+        raise AssertionError(f"the FAKE Oracle has no answer for: {sql}")
+
+    def fetchall(self):
+        return self.rows
+
+    def close(self):
+        pass

@@ -1,7 +1,8 @@
 import pytest
 from django.contrib.contenttypes.models import ContentType
 
-from governance.models import AccessLogEntry, ChangeLogEntry
+from governance.changelog import history
+from governance.models import AccessLogEntry
 from governance.services import grant
 from governance.testing import GovernedAPITests, client_for, make_user
 from sources.models import ConnectionTest, DataSource
@@ -63,7 +64,7 @@ def test_password_is_write_only_and_the_mask_keeps_it(admin_client):
     admin_client.patch(f"{URL}{source_id}/", {"password": "second-pw"}, format="json")
     assert DataSource.objects.get(pk=source_id).password == "second-pw"
     assert admin_client.get(f"{URL}{source_id}/").json()["password"] == "******"
-    entry = ChangeLogEntry.objects.filter(object_id=source_id).order_by("-version").first()
+    entry = history(DataSource.objects.get(pk=source_id)).first()
     assert entry.changed == ["password"]
     assert "second-pw" not in str(entry.before) + str(entry.after)
 
@@ -166,7 +167,7 @@ def test_connection_test_against_the_local_postgresql(admin_client):
     assert log.ok and log.latency_ms > 0
     assert AccessLogEntry.objects.filter(action="connection_test", object_id=source.pk).exists()
     # Recording the outcome is not an edit: no change-log entry beyond the creation.
-    assert ChangeLogEntry.objects.filter(object_id=source.pk).count() == 1
+    assert history(source).count() == 1
 
 
 def test_connection_test_of_the_metadata_address_is_blocked(admin_client):
@@ -204,16 +205,16 @@ def test_version_history_and_restore(db):
     client = client_for(steward)
     client.patch(f"{URL}{source.pk}/", {"description": "v2"}, format="json")
     client.patch(f"{URL}{source.pk}/", {"description": "v3", "port": 5433}, format="json")
-    history = client.get(f"{URL}{source.pk}/version-history").json()
-    assert [v["version"] for v in history["results"]] == [3, 2, 1]
-    assert history["results"][0]["before"]["description"] == "v2"
-    assert history["results"][0]["changed"] == ["description", "port"]
+    versions = client.get(f"{URL}{source.pk}/version-history").json()["results"]
+    assert [v["version"] for v in versions] == [3, 2, 1]
+    assert versions[0]["before"]["description"] == "v2"
+    assert versions[0]["changed"] == ["description", "port"]
 
     response = client.post(f"{URL}{source.pk}/version-history/1/restore")
     assert response.status_code == 200, response.content
     source.refresh_from_db()
     assert (source.description, source.port, source.password) == ("v1", 5432, "s3cret-pw")
-    latest = ChangeLogEntry.objects.filter(object_id=source.pk).order_by("-version").first()
+    latest = history(source).first()
     assert (latest.version, latest.action, latest.user) == (4, "update", steward)
 
     assert client.post(f"{URL}{source.pk}/version-history/99/restore").status_code == 404
@@ -254,6 +255,6 @@ def test_connection_test_log_is_filtered_by_permission(db):
 
 def test_change_log_rows_name_the_model(db):
     source = pg_source()
-    entry = ChangeLogEntry.objects.get(object_id=source.pk)
+    entry = history(source).get()
     assert entry.content_type == ContentType.objects.get_for_model(DataSource)
     assert entry.after["password"] == "******"

@@ -71,6 +71,7 @@ class Command(BaseCommand):
                     "database": DEMO_FILE,
                     "environment": "dev",
                     "owner": users["steward"],
+                    "scan_sample_values": True,
                     "description": "Sample webshop: customers, orders, payments.",
                 },
             )

@@ -1,0 +1,47 @@
+"""A source's cron schedule lives on the source (sources cannot import the catalog); the
+catalog keeps the beat entry that runs its scans in step with it."""
+
+import json
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+from sources.models import DataSource, cron_fields
+
+
+def task_name(source):
+    return f"scan source #{source.pk}"
+
+
+@receiver(post_save, sender=DataSource)
+def _sync_schedule(sender, instance, raw=False, **kwargs):
+    if raw:
+        return
+    if not instance.scan_schedule:
+        PeriodicTask.objects.filter(name=task_name(instance)).delete()
+        return
+    minute, hour, day, month, weekday = cron_fields(instance.scan_schedule)
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day,
+        month_of_year=month,
+        day_of_week=weekday,
+        timezone="UTC",
+    )
+    PeriodicTask.objects.update_or_create(
+        name=task_name(instance),
+        defaults={
+            "task": "catalog.scheduled_scan",
+            "crontab": crontab,
+            "interval": None,
+            "kwargs": json.dumps({"source_id": instance.pk}),
+            "enabled": instance.is_active,
+        },
+    )
+
+
+@receiver(post_delete, sender=DataSource)
+def _drop_schedule(sender, instance, **kwargs):
+    PeriodicTask.objects.filter(name=task_name(instance)).delete()

@@ -1,0 +1,144 @@
+import pytest
+
+from catalog.models import Field, Table, Tag, TagCategory
+from governance.services import grant
+from governance.testing import GovernedAPITests, client_for, make_user
+from sources.models import DataSource
+
+TABLES = "/api/v1/catalog/tables/"
+
+
+class TestManualTableAPI(GovernedAPITests):
+    model = Table
+    url = TABLES
+    update_data = {"description": "Customer master data"}
+
+    def make_object(self, index):
+        return Table.objects.create(name=f"table_{index}", schema="crm")
+
+    def create_data(self):
+        return {"name": "new_table", "schema": "crm", "kind": "table"}
+
+
+@pytest.fixture
+def scanned(db):
+    source = DataSource.objects.create(name="shop", kind="postgresql", host="db.example.com")
+    table = Table.objects.create(source=source, schema="public", name="customers")
+    Field.objects.create(table=table, name="email", position=1, data_type="string")
+    other_source = DataSource.objects.create(name="hr", kind="postgresql", host="db.example.com")
+    other = Table.objects.create(source=other_source, schema="public", name="salaries")
+    return source, table, other
+
+
+def test_a_grant_on_a_source_covers_its_tables_and_fields(scanned):
+    source, table, other = scanned
+    user = make_user("vic")
+    grant(source, user, "viewer")
+    client = client_for(user)
+    assert {t["id"] for t in client.get(TABLES).json()["results"]} == {table.pk}
+    assert client.get(f"{TABLES}{other.pk}/").status_code == 404
+    fields = client.get(f"{TABLES}{table.pk}/fields/").json()["results"]
+    assert [f["name"] for f in fields] == ["email"]
+    field_id = fields[0]["id"]
+    assert (
+        client.patch(f"/api/v1/catalog/fields/{field_id}/", {"description": "x"}).status_code == 403
+    )
+    grant(source, user, "steward")
+    response = client.patch(
+        f"/api/v1/catalog/fields/{field_id}/", {"description": "Login email"}, format="json"
+    )
+    assert response.status_code == 200
+    assert client.get(f"/api/v1/catalog/fields/?source={other.source_id}").json()["count"] == 0
+
+
+def test_tags_are_set_by_name_and_exclusive_categories_hold(scanned):
+    _, table, _ = scanned
+    tier = TagCategory.objects.create(name="Tier", mutually_exclusive=True)
+    Tag.objects.create(category=tier, name="Gold")
+    Tag.objects.create(category=tier, name="Bronze")
+    domain = TagCategory.objects.create(name="Domain")
+    Tag.objects.create(category=domain, name="Sales")
+    client = client_for(make_user("root", superuser=True))
+    url = f"{TABLES}{table.pk}/"
+    response = client.patch(url, {"tags": ["Tier.Gold", "Domain.Sales"]}, format="json")
+    assert response.status_code == 200 and response.json()["tags"] == ["Domain.Sales", "Tier.Gold"]
+    response = client.patch(url, {"tags": ["Tier.Gold", "Tier.Bronze"]}, format="json")
+    assert response.status_code == 400 and "mutually exclusive" in str(response.json()["tags"])
+    response = client.patch(url, {"tags": ["Tier.Platinum"]}, format="json")
+    assert response.status_code == 400 and "tags" in response.json()
+
+
+def test_batch_fields_are_all_or_nothing_with_errors_by_index(db):
+    table = Table.objects.create(name="events")
+    client = client_for(make_user("root", superuser=True))
+    url = f"{TABLES}{table.pk}/fields/batch"
+    response = client.post(
+        url,
+        [
+            {"name": "id", "data_type": "integer", "is_primary_key": True},
+            {"name": "", "data_type": "string"},
+            {"name": "payload", "nullable": "maybe"},
+            {"name": "id"},
+        ],
+        format="json",
+    )
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert set(errors) == {"1", "2", "3"}
+    assert "name" in errors["1"] and "nullable" in errors["2"] and "name" in errors["3"]
+    assert not Field.objects.exists()
+    response = client.post(
+        url,
+        [{"name": "id", "data_type": "integer"}, {"name": "payload", "data_type": "json"}],
+        format="json",
+    )
+    assert response.status_code == 201
+    assert [f.name for f in table.fields.all()] == ["id", "payload"]
+    assert client.post(url, {"name": "x"}, format="json").status_code == 400
+
+
+def test_create_never_updates_an_existing_table(db):
+    Table.objects.create(name="events", schema="app", description="original")
+    client = client_for(make_user("root", superuser=True))
+    response = client.post(
+        TABLES, {"name": "events", "schema": "app", "description": "new"}, format="json"
+    )
+    assert response.status_code == 400 and "name" in response.json()
+    assert Table.objects.get(name="events").description == "original"
+
+
+def test_a_table_cannot_be_created_under_a_source_without_change_permission(scanned):
+    source, _, _ = scanned
+    user = make_user("vic", roles=["Steward"])
+    grant(source, user, "viewer")
+    response = client_for(user).post(TABLES, {"name": "x", "source": source.pk}, format="json")
+    assert response.status_code == 403
+    assert not Table.objects.filter(name="x").exists()
+    grant(source, user, "steward")
+    response = client_for(user).post(TABLES, {"name": "x", "source": source.pk}, format="json")
+    assert response.status_code == 201
+
+
+def test_search_ranks_names_and_respects_permissions(scanned):
+    source, table, other = scanned
+    Field.objects.create(table=other, name="salary_amount", description="gross pay")
+    table.description = "Everyone who bought"
+    table.save()
+    Field.objects.create(table=table, name="customer_since", description="first order")
+    user = make_user("vic")
+    grant(source, user, "viewer")
+    client = client_for(user)
+    results = client.get("/api/v1/catalog/search?q=customers").json()["results"]
+    assert results[0]["type"] == "table" and results[0]["id"] == table.pk
+    assert client.get("/api/v1/catalog/search?q=salar").json()["count"] == 0  # not granted
+    admin = client_for(make_user("root", superuser=True))
+    found = admin.get("/api/v1/catalog/search?q=salar").json()["results"]
+    assert {(r["type"], r["name"]) for r in found} == {
+        ("field", "salary_amount"),
+        ("table", "salaries"),
+    }
+    bought = client.get("/api/v1/catalog/search?q=bought").json()["results"]
+    assert [r["id"] for r in bought] == [table.pk]
+    assert client.get("/api/v1/catalog/search").status_code == 400
+    filtered = admin.get(f"/api/v1/catalog/search?q=salar&source={source.pk}").json()
+    assert filtered["count"] == 0
