@@ -48,8 +48,7 @@ WORDS = (
     "total", "note", "code", "kind", "created", "updated", "birth", "score", "level", "rank",
     "title", "label", "region", "owner", "source", "channel",
 )  # fmt: skip
-# Each new table holds about four locks (table, primary key index, toast table and its index)
-# until commit; the default lock table (64 x max_connections) fits a little over 6,000.
+# New tables hold ~4 locks each until commit; the default lock table fits only ~6,400.
 TABLES_PER_TRANSACTION = 1000
 
 

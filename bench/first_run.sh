@@ -51,22 +51,39 @@ alive() {
     [[ $state != Z* ]]
 }
 
-# TERM the group's programs but not the time/make/shell chain above them: those exit once
-# what they started has exited and been reaped, so time's report covers the whole tree.
+# The group's programs, not the time/make/shell chain above them.
+group_programs() {
+    ps -eo pid=,pgid=,comm= | awk -v g="$1" \
+        '$2 == g && $3 !~ /^(time|make|sh|dash|bash|env|setsid)$/ {print $1}'
+}
+
+# wait_leader GROUP SECONDS: true once the leader has exited.
+wait_leader() {
+    local i
+    for ((i = 0; i < $2 * 2; i++)); do
+        alive "$1" || return 0
+        sleep 0.5
+    done
+    ! alive "$1"
+}
+
+# TERM the programs (a Celery task in flight gets 20 s to finish), then KILL them: make and
+# the shells exit once what they started is reaped, so time's report covers the tree.
 # Then the leader, then KILL whatever is left.
 stop_group() {
-    local group=$1 pids i
-    pids=$(ps -eo pid=,pgid=,comm= | awk -v g="$group" \
-        '$2 == g && $3 !~ /^(time|make|sh|dash|bash|env|setsid)$/ {print $1}')
+    local group=$1 pids
+    pids=$(group_programs "$group")
     if [[ -n $pids ]]; then
         kill -TERM $pids 2>/dev/null || true
     fi
-    for ((i = 0; i < 40; i++)); do
-        alive "$group" || break
-        sleep 0.5
-    done
-    kill -TERM "$group" 2>/dev/null || true
-    sleep 1
+    if ! wait_leader "$group" 20; then
+        pids=$(group_programs "$group")
+        if [[ -n $pids ]]; then
+            kill -KILL $pids 2>/dev/null || true
+        fi
+        wait_leader "$group" 10 || kill -TERM "$group" 2>/dev/null || true
+    fi
+    sleep 0.5
     if ps -eo pgid= | awk -v g="$group" '$1 == g {found = 1} END {exit !found}'; then
         kill -KILL -- "-$group" 2>/dev/null || true
     fi
@@ -122,7 +139,7 @@ tree_pss_kb() {
     echo "$total"
 }
 
-# Sets: r_status r_seconds r_peak_kb r_pss_kb r_install_kb r_serve_kb r_time_kb r_samples
+# Sets: r_status r_seconds r_install_s r_peak_kb r_pss_kb r_install_kb r_serve_kb r_time_kb r_samples
 run_once() {
     local label=$1 timeout=$2 port log start rss pss code phase elapsed
     port=$(free_port)
@@ -130,6 +147,7 @@ run_once() {
     rm -f "$results_dir/first_run.$label.time" "$results_dir/first_run.$label.peak.txt"
     r_time_kb=""
     r_peak_kb=0 r_pss_kb=0 r_install_kb=0 r_serve_kb=0 r_samples=0 r_status=timeout r_seconds=""
+    r_install_s=""
     local -a envs=(env -u DATABASE_URL -u REDIS_URL -u STEWARD_VAR_DIR -u STEWARD_ENV -u DEBUG
         -u SOURCE_HOSTS_ALLOW -u ALLOWED_HOSTS -u SECRET_KEY -u ENCRYPTION_KEYS
         -u ENCRYPTION_KEY -u VIRTUAL_ENV -u MAKEFLAGS "PORT=$port")
@@ -152,6 +170,7 @@ run_once() {
         rss=$(awk '{s += $3} END {print s + 0}' "$tmpdir/sample")
         pss=$(tree_pss_kb "$tmpdir/sample")
         if [[ -e $clone/.venv/.installed ]]; then phase=serve; else phase=install; fi
+        if [[ $phase == serve && -z $r_install_s ]]; then r_install_s=$(since "$start"); fi
         if ((rss > r_peak_kb)); then
             r_peak_kb=$rss
             cp "$tmpdir/sample" "$tmpdir/$label.peak"
@@ -202,37 +221,39 @@ run_once() {
 echo "Cloning $repo at ${commit:0:12} into $clone"
 git clone --quiet --no-local "$repo" "$clone"
 
-declare -A status seconds peak pss install serve timekb samples
+declare -A status seconds install_s peak pss install serve timekb samples
 for label in cold warm; do
     if [[ $label == cold ]]; then timeout=$cold_timeout; else timeout=$warm_timeout; fi
     if [[ $label == warm && ${status[cold]} != ok ]]; then
-        status[warm]=skipped seconds[warm]="" peak[warm]=0 pss[warm]=0 install[warm]=0 serve[warm]=0
-        timekb[warm]="" samples[warm]=0
+        status[warm]=skipped seconds[warm]="" install_s[warm]="" peak[warm]=0 pss[warm]=0
+        install[warm]=0 serve[warm]=0 timekb[warm]="" samples[warm]=0
         continue
     fi
     run_once "$label" "$timeout"
-    status[$label]=$r_status seconds[$label]=$r_seconds peak[$label]=$r_peak_kb pss[$label]=$r_pss_kb
-    install[$label]=$r_install_kb serve[$label]=$r_serve_kb timekb[$label]=$r_time_kb
-    samples[$label]=$r_samples
+    status[$label]=$r_status seconds[$label]=$r_seconds peak[$label]=$r_peak_kb
+    pss[$label]=$r_pss_kb install[$label]=$r_install_kb serve[$label]=$r_serve_kb timekb[$label]=$r_time_kb
+    samples[$label]=$r_samples install_s[$label]=$r_install_s
 done
 
-row() { printf '%-5s  %-7s  %8s  %13s  %13s  %10s  %8s  %15s\n' "$@"; }
+row() { printf '%-5s  %-7s  %8s  %9s  %11s  %11s  %10s  %8s  %15s\n' "$@"; }
 echo
 echo "First run of 'make run' from a clone of ${commit:0:12} to GET /admin/login/ = 200"
-row run result seconds "peak RSS MB" "peak PSS MB" "install MB" "serve MB" "largest proc MB"
-row ----- ------- -------- ------------- ------------- ---------- -------- ---------------
+row run result seconds "install s" "peak RSS MB" "peak PSS MB" "install MB" "serve MB" \
+    "largest proc MB"
+row ----- ------- -------- --------- ----------- ----------- ---------- -------- ---------------
 for label in cold warm; do
     largest="n/a"
     if [[ -n ${timekb[$label]} ]]; then largest=$(mb "${timekb[$label]}"); fi
-    row "$label" "${status[$label]}" "${seconds[$label]:-n/a}" "$(mb "${peak[$label]}")" \
-        "$(mb "${pss[$label]}")" "$(mb "${install[$label]}")" "$(mb "${serve[$label]}")" "$largest"
+    row "$label" "${status[$label]}" "${seconds[$label]:-n/a}" "${install_s[$label]:-n/a}" \
+        "$(mb "${peak[$label]}")" "$(mb "${pss[$label]}")" "$(mb "${install[$label]}")" \
+        "$(mb "${serve[$label]}")" "$largest"
 done
 echo
 echo "peak RSS/PSS MB: the largest sum over the process tree (make, pip, migrate, web server,"
 echo "  celery worker and beat), sampled with ps and /proc every ${sample_interval}s; RSS counts"
-echo "  shared pages once per process, PSS splits them. install/serve MB: peak RSS before/after"
-echo "  .venv/.installed exists. largest proc MB: /usr/bin/time -v maximum resident set size,"
-echo "  the biggest single process. pip cache: $pip_cache."
+echo "  shared pages once per process, PSS splits them. install s: when .venv/.installed first"
+echo "  existed; install/serve MB: peak RSS before/after that. largest proc MB: /usr/bin/time -v"
+echo "  maximum resident set size, the biggest single process. pip cache: $pip_cache."
 
 json_num() { if [[ -n $1 ]]; then echo "$1"; else echo null; fi; }
 json_mb() { if [[ -n $1 ]]; then mb "$1"; else echo null; fi; }
@@ -247,6 +268,7 @@ mkdir -p "$results_dir"
     for label in cold warm; do
         printf '%s    "%s": {"status": "%s", "seconds_to_admin_200": %s, ' "$sep" "$label" \
             "${status[$label]}" "$(json_num "${seconds[$label]}")"
+        printf '"seconds_to_installed": %s, ' "$(json_num "${install_s[$label]}")"
         printf '"peak_tree_rss_mb": %s, "peak_tree_pss_mb": %s, ' \
             "$(mb "${peak[$label]}")" "$(mb "${pss[$label]}")"
         printf '"peak_install_phase_rss_mb": %s, ' "$(mb "${install[$label]}")"

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from governance import accesslog
@@ -24,6 +25,12 @@ def datasource_test_connection(*, source, user=None, candidate=None, operation="
     outcome, and remember it on the source when the stored settings were tested."""
     tested = candidate or source
     result = get_connector(tested.connection_spec(), network_policy()).test()
+    with transaction.atomic():  # three small writes, one commit
+        _record_test(source, user, candidate, operation, result)
+    return result
+
+
+def _record_test(source, user, candidate, operation, result):
     ConnectionTest.objects.create(
         source=source,
         operation=operation,
@@ -48,4 +55,3 @@ def datasource_test_connection(*, source, user=None, candidate=None, operation="
             last_test_error_kind=result.error_kind,
             last_test_error=result.error,
         )
-    return result

@@ -2,6 +2,7 @@
 
 from .base import ConnectionSpec, Connector, ConnectorError, NetworkPolicy, TestResult, redact
 from .elasticsearch import ElasticsearchConnector
+from .metadata import ColumnMeta, ScanRules, TableMeta
 from .mongodb import MongoDBConnector
 from .mysql import MySQLConnector
 from .oracle import OracleConnector
@@ -22,10 +23,13 @@ KINDS: dict[str, type[Connector]] = {
 
 __all__ = [
     "KINDS",
+    "ColumnMeta",
     "ConnectionSpec",
     "Connector",
     "ConnectorError",
     "NetworkPolicy",
+    "ScanRules",
+    "TableMeta",
     "TestResult",
     "get_connector",
     "redact",

@@ -123,13 +123,13 @@ class OracleConnector(SQLConnector):
                 " AND owner = :owner AND name = :name",
                 {"owner": only[0], "name": only[1]},
             )
+        extra += " ORDER BY owner, name"
         try:
             found = fetch(conn, LIST_TABLES.format(owners=OWNERS) + extra, params)
         except oracledb.DatabaseError as exc:
             if getattr(exc.args[0], "code", 0) != INVALID_IDENTIFIER:
                 raise
             found = fetch(conn, LIST_TABLES.format(owners=OLD_OWNERS) + extra, params)
-        found.sort(key=lambda row: row[:2])
         return [(TableMeta(owner, name, kind, row_count=n), None) for owner, name, kind, n in found]
 
     def read_details(self, conn, tables, keys, whole_schema):

@@ -4,7 +4,7 @@ import psycopg
 
 from .base import first_line, kind_from_text
 from .metadata import TableMeta
-from .sql import SQLConnector, fetch
+from .sql import SQLConnector, fetch, stream
 
 # A path that can never exist, so libpq never falls back to a ~/.pgpass password.
 NO_PASSFILE = os.path.join(os.devnull, "pgpass")
@@ -16,8 +16,7 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_(toast|temp)'
 """
-# The chosen tables by oid: the same few queries whatever their number, and estimates good
-# enough for the planner to hash-join the catalogs.
+# By oid, so the planner estimates the chosen tables well and hash-joins the catalogs.
 CHOSEN = """
 WITH chosen AS (
   SELECT c.oid, n.nspname, c.relname
@@ -43,8 +42,7 @@ LEFT JOIN pg_inherits i ON c.relispartition AND i.inhrelid = c.oid
 LEFT JOIN pg_class pc ON pc.oid = i.inhparent
 LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
 """
-# A default cannot refer to columns, so it deparses without opening its table (much cheaper);
-# a generated column's expression can.
+# A default never refers to columns, so it deparses without opening its table (much cheaper).
 COLUMNS = """
 SELECT t.nspname, t.relname, a.attname, a.attnum, format_type(a.atttypid, a.atttypmod),
   NOT a.attnotnull,
@@ -92,7 +90,7 @@ class PostgreSQLConnector(SQLConnector):
             "sslmode": self.tls,
             "gssencmode": "disable",
             "passfile": NO_PASSFILE,
-            # Catalog queries look costly to the planner yet run fast: compiling them costs more.
+            # Catalog queries look costly to the planner but run fast; JIT compiling costs more.
             "options": f"-c statement_timeout={self.timeout_ms} -c jit=off",
             "application_name": "steward",
         }
@@ -120,8 +118,8 @@ class PostgreSQLConnector(SQLConnector):
                 conn, CHOSEN + TABLE_DETAILS, params
             )
         ]
-        columns = fetch(conn, CHOSEN + COLUMNS, params)
-        return table_rows, columns, fetch(conn, CHOSEN + KEYS, params)
+        columns = stream(conn, CHOSEN + COLUMNS, params)
+        return table_rows, columns, stream(conn, CHOSEN + KEYS, params)
 
     def classify(self, exc):
         text = str(exc)

@@ -44,7 +44,7 @@ class SQLConnector(Connector):
         done = 0
         for schema, batch in batches.items():
             tables, keys = [t for t, _ in batch], [key for _, key in batch]
-            whole = bool(schema) and len(batch) == in_schema[schema]
+            whole = bool(schema) and not only and len(batch) == in_schema[schema]
             fill(self.kind, tables, *self.read_details(conn, tables, keys, whole))
             done += len(batch)
             progress(done, total, f"read {schema or 'all schemas'}")
@@ -92,6 +92,19 @@ def fetch(conn, sql: str, params=None) -> list:
         cursor.close()
 
 
+def stream(conn, sql: str, params=None):
+    """Rows of one query, one at a time: large results never sit in memory as Python rows."""
+    cursor = conn.cursor()
+    try:
+        if params:
+            cursor.execute(sql, params)
+        else:
+            cursor.execute(sql)
+        yield from cursor
+    finally:
+        cursor.close()
+
+
 def fill(family: str, tables: list[TableMeta], table_rows, column_rows, key_rows):
     """Put catalog rows (shapes in the module docstring) into `tables`."""
     by_name = {(t.schema, t.name): t for t in tables}
@@ -108,24 +121,22 @@ def fill(family: str, tables: list[TableMeta], table_rows, column_rows, key_rows
         if definition is not None:
             table.view_definition = definition.strip().removesuffix(";").rstrip()
         table.properties.update(properties or {})
-    columns: dict[tuple[str, str], dict[str, ColumnMeta]] = {}
+    columns: dict[tuple[str, str], dict[str, ColumnMeta]] = {key: {} for key in by_name}
+    natives: dict[str, str] = {}
     for schema, name, column, position, native, nullable, default, comment in column_rows:
-        if (schema, name) not in by_name:
+        seen = columns.get((schema, name))
+        if seen is None or column in seen:
             continue
-        seen = columns.setdefault((schema, name), {})
-        if column not in seen:
-            seen[column] = ColumnMeta(
-                name=column,
-                position=position,
-                data_type=normalize_type(family, native),
-                native_type=native,
-                nullable=bool(nullable),
-                default=default.strip() if isinstance(default, str) else default,
-                comment=comment or "",
-            )
+        native = natives.setdefault(native, native)
+        if default is not None:
+            default = default.strip()
+        data_type = normalize_type(family, native)
+        seen[column] = ColumnMeta(
+            column, position, data_type, native, bool(nullable), default, False, None, comment or ""
+        )
     for key, table in by_name.items():
         # Positions count the columns there are now (PostgreSQL keeps gaps of dropped ones).
-        table.columns = sorted(columns.get(key, {}).values(), key=lambda c: c.position)
+        table.columns = sorted(columns[key].values(), key=lambda c: c.position)
         for position, column in enumerate(table.columns, 1):
             column.position = position
     for schema, name, column, kind, ref_schema, ref_table, ref_column in key_rows:

@@ -13,8 +13,7 @@ LIST_TABLES = r"""
 SELECT 'main', name, type FROM sqlite_master
 WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\_%' ESCAPE '\'
 """
-# Every chosen table's columns and keys in one statement, the pragmas as table-valued functions;
-# a foreign key that names no column points at the parent's primary key.
+# A foreign key that names no column points at the parent's primary key.
 DETAILS = """
 SELECT m.name, m.type, m.sql, p.cid, p.name, p.type, p."notnull", p.dflt_value, p.pk,
   f."table", coalesce(f."to", pp.name)

@@ -43,7 +43,7 @@ MY_PREFIX = f"steward_introspect_{SUFFIX}"
 NO_ACCESS_ROLE = f"steward_noaccess_{SUFFIX}"
 
 
-def C(name, position, data_type, native, **fields):  # noqa: N802 - reads like a table row
+def C(name, position, data_type, native, **fields):
     return ColumnMeta(name, position, data_type, native, **fields)
 
 
@@ -90,6 +90,9 @@ class CountingCursor:
         if params is None:
             return self._cursor.execute(query, *args, **kwargs)
         return self._cursor.execute(query, params, *args, **kwargs)
+
+    def __iter__(self):
+        return iter(self._cursor)
 
     def __getattr__(self, name):
         return getattr(self._cursor, name)
@@ -726,10 +729,13 @@ def test_mariadb_query_count_does_not_grow_with_tables(mariadb_databases, policy
 
 
 @needs_mariadb
-def test_mariadb_introspect_table_sample_values_and_missing(mariadb_databases, policy):
+def test_mariadb_introspect_table_sample_values_and_missing(mariadb_databases, policy, statements):
     connector = mariadb(policy)
     customers = connector.introspect_table(MY_SHOP, "customers")
     assert customers.comment == "People who buy things" and len(customers.columns) == 5
+    listing, *details = statements
+    assert listing[1] == (MY_SHOP, "customers")
+    assert all("TABLE_NAME IN (%s)" in sql and params[-1] == "customers" for sql, params in details)
     values = connector.sample_values(customers, ["email", "name"], 2)
     assert values == {"email": ["ada@example.com", "bob@example.com"], "name": ["Ada"]}
     assert connector.sample_values(customers, ["name"], 5) == {"name": ["Ada", "N" * 200]}
@@ -938,23 +944,29 @@ ORACLE_KEYS = {
 }
 
 
+ORACLE_VIEW = (
+    "SELECT c.id, SUM(o.total) spent FROM customers c JOIN orders o ON o.customer_id = c.id "
+    "GROUP BY c.id"
+)
+ORACLE_MVIEW = "SELECT TRUNC(placed_at) day FROM orders GROUP BY TRUNC(placed_at)\n"
+
+
 def by_owner(rows):
     return lambda sql, params: [row for row in rows if row[0] == params["owner"]]
 
 
 def oracle_answers(listing=ORACLE_LISTING):
+    def listed(sql, params):
+        return [row for row in listing if not params or row[:2] == tuple(params.values())]
+
     return [
-        ("UNION ALL", lambda sql, params: [r for r in listing if not params or r[:2] == (params["owner"], params["name"])]),  # noqa: E501
+        ("UNION ALL", listed),
         ("FROM all_tab_comments", by_owner([
             ("APP", "CUSTOMERS", "People who buy things"),
             ("APP", "BIG_SPENDERS", "Customers by money spent"),
         ])),
-        ("FROM all_views WHERE", by_owner([
-            ("APP", "BIG_SPENDERS", 'SELECT c.id, SUM(o.total) spent FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id'),  # noqa: E501
-        ])),
-        ("FROM all_mviews WHERE", by_owner([
-            ("APP", "DAILY_TOTALS", "SELECT TRUNC(placed_at) day FROM orders GROUP BY TRUNC(placed_at)\n"),  # noqa: E501
-        ])),
+        ("FROM all_views WHERE", by_owner([("APP", "BIG_SPENDERS", ORACLE_VIEW)])),
+        ("FROM all_mviews WHERE", by_owner([("APP", "DAILY_TOTALS", ORACLE_MVIEW)])),
         ("FROM all_tab_columns", lambda sql, params: ORACLE_COLUMNS[params["owner"]]),
         ("FROM all_constraints", lambda sql, params: ORACLE_KEYS[params["owner"]]),
         ("FETCH FIRST", [("ada@example.com", None), ("bob@example.com", "B" * 300)]),
@@ -1092,6 +1104,7 @@ def test_oracle_introspect_table_sample_values_and_errors_with_fake(fake_oracle,
     customers = connector.introspect_table("APP", "CUSTOMERS")
     assert customers.comment == "People who buy things"
     assert conn.executed[0][1] == {"owner": "APP", "name": "CUSTOMERS"}
+    assert [params for _, params in conn.executed[1:]] == [{"owner": "APP", "n0": "CUSTOMERS"}] * 3
     with pytest.raises(ConnectorError) as caught:
         connector.introspect_table("APP", "NOPE")
     assert caught.value.kind == "not_found"
