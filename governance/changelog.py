@@ -5,6 +5,7 @@ Secrets are never written: an encrypted field appears as "******" when set, and 
 of secret is listed in `changed` without its value.
 """
 
+import copy
 import json
 
 from django.contrib.contenttypes.models import ContentType
@@ -24,41 +25,59 @@ def _tracked_fields(model):
     return [f for f in model._meta.concrete_fields if f.name not in exclude]
 
 
-def snapshot(instance):
-    """A JSON-safe dict of the instance's tracked fields, secrets masked."""
+def _snapshot(model, values):
     data = {}
-    for field in _tracked_fields(type(instance)):
-        value = field.value_from_object(instance)
+    for field in _tracked_fields(model):
+        if field.attname not in values:
+            continue  # deferred when loaded
+        value = values[field.attname]
         if isinstance(field, EncryptedTextField):
             value = MASK if value else ""
         data[field.attname] = value
     return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
 
 
-def _secrets(instance):
+def snapshot(instance):
+    """A JSON-safe dict of the instance's tracked fields, secrets masked."""
+    return _snapshot(type(instance), _values(instance))
+
+
+def _values(instance):
+    return {f.attname: f.value_from_object(instance) for f in type(instance)._meta.concrete_fields}
+
+
+def _secrets(model, values):
     return {
-        f.attname: f.value_from_object(instance)
-        for f in type(instance)._meta.concrete_fields
+        f.attname: values.get(f.attname)
+        for f in model._meta.concrete_fields
         if isinstance(f, EncryptedTextField)
     }
 
 
-def remember(instance):
-    """Keep the state as loaded so that the next save can be diffed without a query."""
-    instance._changelog_state = (snapshot(instance), _secrets(instance))
+def remember(instance, values=None):
+    """Keep the values as loaded (cheaply: reads must not pay for the change log) so that the
+    next save can be diffed without a query. Mutable values are copied."""
+    values = _values(instance) if values is None else values
+    instance._changelog_values = {
+        key: copy.deepcopy(value) if isinstance(value, dict | list) else value
+        for key, value in values.items()
+    }
 
 
 def _loaded_state(instance):
-    state = getattr(instance, "_changelog_state", None)
-    if state is None and instance.pk is not None:
+    values = getattr(instance, "_changelog_values", None)
+    if values is None and instance.pk is not None:
         stored = type(instance)._base_manager.filter(pk=instance.pk).first()
-        state = stored._changelog_state if stored is not None else None
-    return state
+        values = stored._changelog_values if stored is not None else None
+    if values is None:
+        return None
+    return _snapshot(type(instance), values), _secrets(type(instance), values)
 
 
 def before_save(instance):
-    if not hasattr(instance, "_changelog_state") and instance.pk is not None:
-        instance._changelog_state = _loaded_state(instance)
+    if not hasattr(instance, "_changelog_values") and instance.pk is not None:
+        stored = type(instance)._base_manager.filter(pk=instance.pk).first()
+        instance._changelog_values = stored._changelog_values if stored is not None else None
 
 
 def record(instance, action):
@@ -68,7 +87,8 @@ def record(instance, action):
     if action == ChangeLogEntry.Action.DELETE:
         after, after_secrets = None, {}
     else:
-        after, after_secrets = snapshot(instance), _secrets(instance)
+        values = _values(instance)
+        after, after_secrets = _snapshot(type(instance), values), _secrets(type(instance), values)
     if action == ChangeLogEntry.Action.UPDATE and before is None:
         action = ChangeLogEntry.Action.CREATE
     changed = sorted(

@@ -41,7 +41,7 @@ class BaseModel(models.Model):
         instance = super().from_db(db, field_names, values)
         from .changelog import remember
 
-        remember(instance)
+        remember(instance, dict(zip(field_names, values, strict=True)))
         return instance
 
 
