@@ -66,6 +66,7 @@ the rules were given in.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -820,6 +821,23 @@ def _name_matches(rule: Rule, name: str) -> bool:
     return not (exclude and _compiled(exclude, re.IGNORECASE).search(name))
 
 
+def _any_name_matches(rules: tuple[Rule, ...], name: str) -> bool:
+    combined = _combined(rules)
+    if combined is None:
+        return any(_name_matches(rule, name) for rule in rules)
+    return combined.search(name) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(rules: tuple[Rule, ...]) -> re.Pattern | None:
+    """All the rules' name patterns in one alternation; None when they cannot be combined."""
+    patterns = [rule.name_pattern for rule in rules if rule.name_pattern]
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None
+
+
 def _value_matches(rule: Rule, value: str) -> bool:
     if len(value) > MAX_VALUE_LENGTH or not _compiled(rule.value_pattern).fullmatch(value):
         return False
@@ -867,6 +885,9 @@ def classify(
     data_type = (data_type or "").strip().lower()
     values = _usable_values(samples, data_type)
     usable = values if len(values) >= max(1, min_samples) else None
+    rules = tuple(rules)
+    if usable is None and not _any_name_matches(rules, name):
+        return []  # without values only a name can fire a rule: one search decides
     ranked = []
     for order, rule in enumerate(rules):
         suggestion = _decide(rule, name, data_type, usable)
