@@ -56,10 +56,11 @@ def _secrets(model, values):
 
 def remember(instance, values=None):
     """Keep the values as loaded (cheaply: reads must not pay for the change log) so that the
-    next save can be diffed without a query. Mutable values are copied."""
+    next save can be diffed without a query. JSON values are copied one level deep, enough
+    for code that edits a dict or list in place."""
     values = _values(instance) if values is None else values
     instance._changelog_values = {
-        key: copy.deepcopy(value) if isinstance(value, dict | list) else value
+        key: copy.copy(value) if isinstance(value, dict | list) else value
         for key, value in values.items()
     }
 

@@ -258,3 +258,15 @@ def test_change_log_rows_name_the_model(db):
     entry = history(source).get()
     assert entry.content_type == ContentType.objects.get_for_model(DataSource)
     assert entry.after["password"] == "******"
+
+
+def test_editing_a_json_value_in_place_is_still_recorded(db):
+    source = pg_source(options={"connect_timeout": 3})
+    source = DataSource.objects.get(pk=source.pk)
+    source.options["connect_timeout"] = 9
+    source.scan_include_schemas.append("sales")
+    source.save()
+    entry = history(source).first()
+    assert entry.changed == ["options", "scan_include_schemas"]
+    assert (entry.before["options"], entry.after["options"]) == (
+        {"connect_timeout": 3}, {"connect_timeout": 9})
