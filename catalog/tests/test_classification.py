@@ -1077,7 +1077,18 @@ def test_the_name_prefilter_agrees_with_rule_by_rule_matching():
     from catalog.classification import _any_name_matches, _name_matches, normalise_column_name
 
     rules = tuple(BUILTIN_RULES)
-    for column in ["email", "col_17", "customerPhone", "amount", "sku", "password_hash",
-                   "dob", "blood_type", "created_at", "street_address", "id"]:
+    for column in [
+        "email",
+        "col_17",
+        "customerPhone",
+        "amount",
+        "sku",
+        "password_hash",
+        "dob",
+        "blood_type",
+        "created_at",
+        "street_address",
+        "id",
+    ]:
         name = normalise_column_name(column)
         assert _any_name_matches(rules, name) == any(_name_matches(r, name) for r in rules)

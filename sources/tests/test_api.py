@@ -269,4 +269,6 @@ def test_editing_a_json_value_in_place_is_still_recorded(db):
     entry = history(source).first()
     assert entry.changed == ["options", "scan_include_schemas"]
     assert (entry.before["options"], entry.after["options"]) == (
-        {"connect_timeout": 3}, {"connect_timeout": 9})
+        {"connect_timeout": 3},
+        {"connect_timeout": 9},
+    )
