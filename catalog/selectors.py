@@ -3,36 +3,50 @@ filtered by object permissions like every other list. PostgreSQL ranks with full
 search plus trigram similarity (typos); other databases fall back to substring matching."""
 
 from django.db import connection
-from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models import Case, FloatField, Q, Value, When
 
 from .models import Field, Table
 
 
-def _ranked_postgresql(queryset, q, weights):
-    from django.contrib.postgres.search import (
-        SearchQuery,
-        SearchRank,
-        SearchVector,
-        TrigramSimilarity,
+def _matches(queryset, q):
+    """Rows whose name, description or comment contains q, or that carry a tag named q.
+    On PostgreSQL, trigram GIN indexes serve these, and names within a typo of q match too."""
+    tagged = queryset.model.tags.through.objects.filter(tag__name__icontains=q)
+    column = "table_id" if queryset.model is Table else "field_id"
+    matches = (
+        Q(name__icontains=q)
+        | Q(description__icontains=q)
+        | Q(comment__icontains=q)
+        | Q(pk__in=tagged.values(column))
     )
-
-    vector = None
-    for field, weight in weights:
-        part = SearchVector(field, weight=weight, config="simple")
-        vector = part if vector is None else vector + part
-    query = SearchQuery(q, search_type="websearch", config="simple")
-    return (
-        queryset.annotate(rank=SearchRank(vector, query), similarity=TrigramSimilarity("name", q))
-        .filter(Q(rank__gt=0) | Q(similarity__gt=0.3) | Q(tags__name__iexact=q))
-        .annotate(score=F("rank") + F("similarity"))
-    )
+    if connection.vendor == "postgresql":
+        matches |= Q(name__trigram_similar=q)
+    return queryset.filter(matches)
 
 
-def _ranked_simple(queryset, q, fields):
-    matches = Q(tags__name__icontains=q)
-    for field in fields:
-        matches |= Q(**{f"{field}__icontains": q})
-    return queryset.filter(matches).annotate(
+def _ranked(queryset, q):
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import (
+            SearchQuery,
+            SearchRank,
+            SearchVector,
+            TrigramSimilarity,
+        )
+
+        vector = (
+            SearchVector("name", weight="A", config="simple")
+            + SearchVector("description", weight="B", config="simple")
+            + SearchVector("comment", weight="C", config="simple")
+        )
+        query = SearchQuery(q, search_type="websearch", config="simple")
+        return _matches(queryset, q).annotate(
+            score=SearchRank(vector, query)
+            + TrigramSimilarity("name", q)
+            + Case(
+                When(name__iexact=q, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
+            )
+        )
+    return _matches(queryset, q).annotate(
         score=Case(
             When(name__iexact=q, then=Value(3.0)),
             When(name__istartswith=q, then=Value(2.0)),
@@ -61,16 +75,7 @@ def search(user, q, *, source=None, kind=None, tag=None, classification=None, li
             classifications__tag__category__name=category,
             classifications__tag__name=name,
         ).exclude(classifications__status="rejected")
-    if connection.vendor == "postgresql":
-        tables = _ranked_postgresql(
-            tables, q, [("name", "A"), ("description", "B"), ("comment", "C")]
-        )
-        fields = _ranked_postgresql(
-            fields, q, [("name", "A"), ("description", "B"), ("comment", "C")]
-        )
-    else:
-        tables = _ranked_simple(tables, q, ["name", "description", "comment"])
-        fields = _ranked_simple(fields, q, ["name", "description", "comment"])
+    tables, fields = _ranked(tables, q), _ranked(fields, q)
     table_rows = tables.values("id", "name", "fqn", "description", "score").distinct()
     field_rows = fields.values(
         "id", "name", "table_id", "table__fqn", "description", "score"

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # search lookups; inert on other databases
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
