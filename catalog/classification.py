@@ -821,21 +821,23 @@ def _name_matches(rule: Rule, name: str) -> bool:
     return not (exclude and _compiled(exclude, re.IGNORECASE).search(name))
 
 
-def _any_name_matches(rules: tuple[Rule, ...], name: str) -> bool:
-    combined = _combined(rules)
-    if combined is None:
+class RuleSet(tuple):
+    """Rules to classify many columns with: built once, it keeps their name patterns
+    compiled into one alternation."""
+
+    @functools.cached_property
+    def combined(self) -> re.Pattern | None:
+        patterns = [rule.name_pattern for rule in self if rule.name_pattern]
+        try:
+            return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+        except re.error:
+            return None
+
+
+def _any_name_matches(rules: RuleSet, name: str) -> bool:
+    if rules.combined is None:
         return any(_name_matches(rule, name) for rule in rules)
-    return combined.search(name) is not None
-
-
-@functools.lru_cache(maxsize=64)
-def _combined(rules: tuple[Rule, ...]) -> re.Pattern | None:
-    """All the rules' name patterns in one alternation; None when they cannot be combined."""
-    patterns = [rule.name_pattern for rule in rules if rule.name_pattern]
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-    except re.error:
-        return None
+    return rules.combined.search(name) is not None
 
 
 def _value_matches(rule: Rule, value: str) -> bool:
@@ -885,7 +887,7 @@ def classify(
     data_type = (data_type or "").strip().lower()
     values = _usable_values(samples, data_type)
     usable = values if len(values) >= max(1, min_samples) else None
-    rules = tuple(rules)
+    rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
     if usable is None and not _any_name_matches(rules, name):
         return []  # without values only a name can fire a rule: one search decides
     ranked = []

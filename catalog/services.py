@@ -241,7 +241,7 @@ def classify_fields(source, metas, tables, fields, samples):
     rules = list(ClassifierRule.objects.filter(enabled=True).select_related("tag__category"))
     if not rules:
         return 0
-    engine_rules = [r.as_engine_rule() for r in rules]
+    engine_rules = classification.RuleSet(r.as_engine_rule() for r in rules)
     tag_for = {r.key: r.tag for r in rules}
     table_ids = [t.pk for t in tables.values()]
     known = (

@@ -1074,9 +1074,14 @@ def test_the_demo_shops_checkable_columns_are_confirmed_by_their_values():
 
 
 def test_the_name_prefilter_agrees_with_rule_by_rule_matching():
-    from catalog.classification import _any_name_matches, _name_matches, normalise_column_name
+    from catalog.classification import (
+        RuleSet,
+        _any_name_matches,
+        _name_matches,
+        normalise_column_name,
+    )
 
-    rules = tuple(BUILTIN_RULES)
+    rules = RuleSet(BUILTIN_RULES)
     for column in [
         "email",
         "col_17",
