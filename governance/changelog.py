@@ -66,16 +66,15 @@ def remember(instance, values=None):
 
 
 def _loaded_state(instance):
+    # Set when the row was loaded, or fetched by before_save(); after the write it is too late.
     values = getattr(instance, "_changelog_values", None)
-    if values is None and instance.pk is not None:
-        stored = type(instance)._base_manager.filter(pk=instance.pk).first()
-        values = stored._changelog_values if stored is not None else None
     if values is None:
         return None
     return _snapshot(type(instance), values), _secrets(type(instance), values)
 
 
 def before_save(instance):
+    """An instance that was not loaded (built with a known pk) gets its stored state now."""
     if not hasattr(instance, "_changelog_values") and instance.pk is not None:
         stored = type(instance)._base_manager.filter(pk=instance.pk).first()
         instance._changelog_values = stored._changelog_values if stored is not None else None
