@@ -21,6 +21,7 @@ from sources.services import network_policy
 
 from . import classification
 from .models import Classification, ClassifierRule, Field, SchemaVersion, Table, Tag, TagCategory
+from .signals import views_changed
 
 TRANSIENT = {"refused", "timeout", "dns"}
 TABLE_ATTRS = ("kind", "comment", "row_count", "size_bytes", "view_definition", "properties")
@@ -126,7 +127,7 @@ def catalog_apply(source, metas, samples=None, job=None):
     for f in Field.objects.filter(table__source=source):
         fields[f.table_id][f.name] = f
 
-    new_tables, changed_tables, table_changes = [], [], []
+    new_tables, changed_tables, table_changes, redefined = [], [], [], []
     for meta in metas:
         table = existing.get((meta.schema, meta.name))
         values = {name: getattr(meta, name) for name in TABLE_ATTRS}
@@ -148,6 +149,8 @@ def catalog_apply(source, metas, samples=None, job=None):
         dirty = [k for k, v in values.items() if getattr(table, k) != v]
         for key in dirty:
             setattr(table, key, values[key])
+        if table.view_definition and ("view_definition" in dirty or table.removed):
+            redefined.append(table)
         if table.removed:
             table.removed, table.removed_at = False, None
             dirty += ["removed", "removed_at"]
@@ -232,6 +235,9 @@ def catalog_apply(source, metas, samples=None, job=None):
     if changed_tables_events:
         events.emit_many("schema.changed", changed_tables_events)
     counts["suggestions"] = classify_fields(source, metas, existing, fields, samples)
+    views = [t for t in new_tables if t.view_definition] + redefined
+    for _, response in views_changed.send(Table, source=source, tables=views, job=job):
+        counts.update(response or {})
     return counts
 
 

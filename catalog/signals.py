@@ -4,10 +4,15 @@ catalog keeps the beat entry that runs its scans in step with it."""
 import json
 
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from sources.models import DataSource, cron_fields
+
+# Sent inside a scan's transaction once the catalog is applied, with the tables whose view
+# definition is new or changed; lineage infers edges from them. A receiver may return a dict
+# of counts, which the scan adds to its own.
+views_changed = Signal()
 
 
 def task_name(source):

@@ -1,0 +1,189 @@
+"""Lineage: table edges (upstream table -> downstream table) and the field edges under them,
+each with its provenance and the evidence that supports it.
+
+One edge per (upstream, downstream) pair whatever its origin; a steward's manual edge is
+approved on creation, an edge inferred from SQL or received from OpenLineage waits for a
+steward. A grant on a source covers the lineage into its tables (permission parent: the
+downstream table); graph answers also hide upstream tables the user may not see.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from governance.models import BaseModel
+from governance.permissions import RestrictedQuerySet
+
+
+class Origin(models.TextChoices):
+    MANUAL = "manual"
+    INFERRED = "inferred"
+    OPENLINEAGE = "openlineage", "OpenLineage"
+
+
+class Status(models.TextChoices):
+    APPROVED = "approved"
+    PENDING = "pending"
+    REJECTED = "rejected"
+
+
+class LineageEdge(BaseModel):
+    upstream = models.ForeignKey(
+        "catalog.Table", on_delete=models.CASCADE, related_name="downstream_edges"
+    )
+    downstream = models.ForeignKey(
+        "catalog.Table", on_delete=models.CASCADE, related_name="upstream_edges"
+    )
+    origin = models.CharField(max_length=12, choices=Origin.choices)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    confidence = models.FloatField(default=1.0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    permission_parent = "downstream"
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["upstream", "downstream"], name="lineage_edge_unique"),
+            models.CheckConstraint(
+                condition=~Q(upstream=F("downstream")), name="lineage_edge_no_self_loop"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["upstream", "status"]),
+            models.Index(fields=["downstream", "status"]),
+        ]
+
+    def __str__(self):
+        return f"{self.upstream} -> {self.downstream}"
+
+
+class FieldLineageEdge(models.Model):
+    """A field-level edge, always under the table edge between the fields' tables."""
+
+    edge = models.ForeignKey(LineageEdge, on_delete=models.CASCADE, related_name="field_edges")
+    upstream = models.ForeignKey(
+        "catalog.Field", on_delete=models.CASCADE, related_name="downstream_field_edges"
+    )
+    downstream = models.ForeignKey(
+        "catalog.Field", on_delete=models.CASCADE, related_name="upstream_field_edges"
+    )
+    transformation = models.TextField(blank=True)
+    origin = models.CharField(max_length=12, choices=Origin.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    permission_parent = "edge"
+
+    class Meta:
+        ordering = ["edge", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "downstream"], name="field_lineage_edge_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(upstream=F("downstream")), name="field_lineage_edge_no_self_loop"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.upstream} -> {self.downstream}"
+
+
+class LineageJob(models.Model):
+    """A job that reads and writes datasets, as OpenLineage names it (namespace + name)."""
+
+    namespace = models.CharField(max_length=500)
+    name = models.CharField(max_length=500)
+    facets = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["namespace", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="lineage_job_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.namespace}/{self.name}"
+
+
+class LineageRun(models.Model):
+    """One run of a job, with the latest state its OpenLineage events reported."""
+
+    class State(models.TextChoices):
+        START = "START"
+        RUNNING = "RUNNING"
+        COMPLETE = "COMPLETE"
+        FAIL = "FAIL"
+        ABORT = "ABORT"
+        OTHER = "OTHER"
+
+    job = models.ForeignKey(LineageJob, on_delete=models.CASCADE, related_name="runs")
+    run_id = models.UUIDField(unique=True)
+    state = models.CharField(max_length=10, choices=State.choices)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    event_time = models.DateTimeField()
+    facets = models.JSONField(default=dict, blank=True)
+    inputs = models.ManyToManyField("catalog.Table", blank=True, related_name="+")
+    outputs = models.ManyToManyField("catalog.Table", blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-event_time"]
+
+    def __str__(self):
+        return f"{self.job} run {self.run_id}"
+
+
+class LineageEvidence(models.Model):
+    """Why an edge exists: a steward, a SQL statement, a view definition or an OpenLineage
+    run. Several pieces of evidence may support one edge."""
+
+    class Kind(models.TextChoices):
+        MANUAL = "manual"
+        SQL = "sql", "SQL statement"
+        VIEW = "view", "view definition"
+        OPENLINEAGE = "openlineage", "OpenLineage run"
+
+    edge = models.ForeignKey(LineageEdge, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    # The same evidence is recorded once per edge: the SQL text's hash, the view's id or
+    # the run id, as a string.
+    key = models.CharField(max_length=100)
+    sql_hash = models.CharField(max_length=64, blank=True)
+    snippet = models.TextField(blank=True)
+    view = models.ForeignKey(
+        "catalog.Table", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run = models.ForeignKey(
+        LineageRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evidence"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    permission_parent = "edge"
+
+    class Meta:
+        ordering = ["edge", "id"]
+        verbose_name_plural = "lineage evidence"
+        constraints = [
+            models.UniqueConstraint(fields=["edge", "kind", "key"], name="lineage_evidence_once")
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} for {self.edge}"

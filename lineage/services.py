@@ -1,0 +1,168 @@
+"""The one way lineage is written: record_edges() for manual edges, SQL inference and
+OpenLineage alike, and decide() for a steward's approval or rejection.
+
+Callers run inside their own transaction (a scan, an API request, an OpenLineage event),
+so the edges exist exactly when what produced them was committed.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from governance import changelog
+from governance.models import ChangeLogEntry
+
+from .models import FieldLineageEdge, LineageEdge, LineageEvidence, Origin, Status
+
+
+class LineageError(ValueError):
+    """Lineage that cannot be recorded (a self-loop, a field outside its tables...)."""
+
+
+@dataclass
+class Evidence:
+    kind: str  # LineageEvidence.Kind
+    key: str  # identifies the evidence: SQL hash, view id, run id, user id
+    sql_hash: str = ""
+    snippet: str = ""
+    view: object = None  # catalog.Table
+    run: object = None  # LineageRun
+
+
+@dataclass
+class EdgeSpec:
+    upstream: object  # catalog.Table
+    downstream: object  # catalog.Table
+    evidence: Evidence
+    # (upstream Field, downstream Field, transformation expression or "")
+    fields: list = field(default_factory=list)
+    confidence: float = 1.0
+
+
+def record_edges(specs, *, origin, user=None):
+    """Create or reinforce edges. One edge per (upstream, downstream) pair: a new pair gets an
+    edge (approved when manual, pending otherwise); a known pair gains the evidence and the
+    field edges it lacks. A manual assertion approves a pending edge; inference never
+    reopens an edge a steward rejected. Returns (edges in spec order, counts)."""
+    counts = dict.fromkeys(
+        ("edges_created", "edges_existing", "edges_approved", "field_edges_created", "evidence"),
+        0,
+    )
+    if not specs:
+        return [], counts
+    for spec in specs:
+        if spec.upstream.pk == spec.downstream.pk:
+            raise LineageError(f"a table cannot feed itself: {spec.upstream}")
+        for up, down, _ in spec.fields:
+            if up.table_id != spec.upstream.pk or down.table_id != spec.downstream.pk:
+                raise LineageError(
+                    f"field edge {up} -> {down} does not belong to "
+                    f"{spec.upstream} -> {spec.downstream}"
+                )
+    now = timezone.now()
+    manual = origin == Origin.MANUAL
+    with transaction.atomic():
+        pairs = {(s.upstream.pk, s.downstream.pk) for s in specs}
+        existing = {
+            (e.upstream_id, e.downstream_id): e
+            for e in LineageEdge.objects.filter(
+                upstream_id__in={u for u, _ in pairs}, downstream_id__in={d for _, d in pairs}
+            )
+            if (e.upstream_id, e.downstream_id) in pairs
+        }
+        new, approved = [], []
+        for spec in specs:
+            key = (spec.upstream.pk, spec.downstream.pk)
+            edge = existing.get(key)
+            if edge is None:
+                edge = LineageEdge(
+                    upstream=spec.upstream,
+                    downstream=spec.downstream,
+                    origin=origin,
+                    status=Status.APPROVED if manual else Status.PENDING,
+                    confidence=spec.confidence,
+                    created_by=user,
+                    decided_by=user if manual else None,
+                    decided_at=now if manual else None,
+                    owner=user,
+                )
+                existing[key] = edge
+                new.append(edge)
+            elif manual and edge.status != Status.APPROVED and edge not in approved:
+                approved.append((edge, changelog.snapshot(edge)))
+                edge.origin, edge.status = Origin.MANUAL, Status.APPROVED
+                edge.decided_by, edge.decided_at, edge.updated_at = user, now, now
+        LineageEdge.objects.bulk_create(new)
+        if approved:
+            LineageEdge.objects.bulk_update(
+                [e for e, _ in approved],
+                ["origin", "status", "decided_by", "decided_at", "updated_at"],
+            )
+        changelog.record_many(
+            LineageEdge,
+            [(e, ChangeLogEntry.Action.CREATE, None) for e in new]
+            + [(e, ChangeLogEntry.Action.UPDATE, before) for e, before in approved],
+        )
+        counts["edges_created"] = len(new)
+        counts["edges_existing"] = len(existing) - len(new)
+        counts["edges_approved"] = len(approved)
+
+        edges = [existing[(s.upstream.pk, s.downstream.pk)] for s in specs]
+        edge_ids = [e.pk for e in edges]
+        known_fields = set(
+            FieldLineageEdge.objects.filter(edge_id__in=edge_ids).values_list(
+                "upstream_id", "downstream_id"
+            )
+        )
+        known_evidence = set(
+            LineageEvidence.objects.filter(edge_id__in=edge_ids).values_list(
+                "edge_id", "kind", "key"
+            )
+        )
+        field_edges, evidence = [], []
+        for spec, edge in zip(specs, edges, strict=True):
+            for up, down, transformation in spec.fields:
+                if (up.pk, down.pk) not in known_fields:
+                    known_fields.add((up.pk, down.pk))
+                    field_edges.append(
+                        FieldLineageEdge(
+                            edge=edge,
+                            upstream=up,
+                            downstream=down,
+                            transformation=transformation or "",
+                            origin=origin,
+                        )
+                    )
+            ev = spec.evidence
+            if (edge.pk, ev.kind, ev.key) not in known_evidence:
+                known_evidence.add((edge.pk, ev.kind, ev.key))
+                evidence.append(
+                    LineageEvidence(
+                        edge=edge,
+                        kind=ev.kind,
+                        key=ev.key[:100],
+                        sql_hash=ev.sql_hash,
+                        snippet=ev.snippet,
+                        view=ev.view,
+                        run=ev.run,
+                        created_by=user,
+                    )
+                )
+        FieldLineageEdge.objects.bulk_create(field_edges, batch_size=2000)
+        LineageEvidence.objects.bulk_create(evidence, batch_size=2000)
+        counts["field_edges_created"] = len(field_edges)
+        counts["evidence"] = len(evidence)
+    return edges, counts
+
+
+def decide(edges, *, status, user):
+    """A steward approves or rejects edges (with their field edges)."""
+    if status not in (Status.APPROVED, Status.REJECTED):
+        raise LineageError(f"an edge is approved or rejected, not {status!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        for edge in edges:
+            edge.status, edge.decided_by, edge.decided_at = status, user, now
+            edge.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+    return edges
