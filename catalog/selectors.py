@@ -2,6 +2,9 @@
 filtered by object permissions like every other list. PostgreSQL ranks with full-text
 search plus trigram similarity (typos); other databases fall back to substring matching."""
 
+import operator
+from functools import reduce
+
 from django.db import connection
 from django.db.models import Case, FloatField, Q, Value, When
 
@@ -10,18 +13,23 @@ from .models import Field, Table
 
 def _matches(queryset, q):
     """Rows whose name, description or comment contains q, or that carry a tag named q.
-    On PostgreSQL, trigram GIN indexes serve these, and names within a typo of q match too."""
-    tagged = queryset.model.tags.through.objects.filter(tag__name__icontains=q)
-    column = "table_id" if queryset.model is Table else "field_id"
-    matches = (
-        Q(name__icontains=q)
-        | Q(description__icontains=q)
-        | Q(comment__icontains=q)
-        | Q(pk__in=tagged.values(column))
-    )
-    if connection.vendor == "postgresql":
-        matches |= Q(name__trigram_similar=q)
-    return queryset.filter(matches)
+    On PostgreSQL each condition is its own indexed query (trigram indexes on UPPER(column),
+    as icontains compares) and their union picks the candidates; names within a typo of q
+    match too. One OR over all conditions would read every row instead."""
+    model = queryset.model
+    column = "table_id" if model is Table else "field_id"
+    tagged = model.tags.through.objects.filter(tag__name__icontains=q).values(column)
+    conditions = [
+        Q(name__icontains=q),
+        Q(description__icontains=q),
+        Q(comment__icontains=q),
+        Q(pk__in=tagged),
+    ]
+    if connection.vendor != "postgresql":
+        return queryset.filter(reduce(operator.or_, conditions))
+    conditions.append(Q(name__trigram_similar=q))
+    parts = [model._base_manager.filter(c).order_by().values("pk") for c in conditions]
+    return queryset.filter(pk__in=parts[0].union(*parts[1:]))
 
 
 def _ranked(queryset, q):

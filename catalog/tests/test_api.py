@@ -1,4 +1,5 @@
 import pytest
+from django.db import connection
 
 from catalog.models import Field, Table, Tag, TagCategory
 from governance.services import grant
@@ -117,6 +118,28 @@ def test_a_table_cannot_be_created_under_a_source_without_change_permission(scan
     grant(source, user, "steward")
     response = client_for(user).post(TABLES, {"name": "x", "source": source.pk}, format="json")
     assert response.status_code == 201
+
+
+def test_search_finds_comments_tags_and_typos(scanned):
+    source, table, other = scanned
+    field = Field.objects.get(table=table, name="email")
+    field.comment = "where receipts go"
+    field.save()
+    tag = Tag.objects.create(category=TagCategory.objects.create(name="Domain"), name="Billing")
+    other.tags.add(tag)
+    admin = client_for(make_user("root", superuser=True))
+
+    def found(q):
+        return {
+            (r["type"], r["name"])
+            for r in admin.get(f"/api/v1/catalog/search?q={q}").json()["results"]
+        }
+
+    assert found("receipts") == {("field", "email")}
+    assert found("billing") == {("table", "salaries")}
+    assert found("nothing-like-this") == set()
+    if connection.vendor == "postgresql":
+        assert ("table", "customers") in found("custmers")  # a typo still finds the name
 
 
 def test_search_ranks_names_and_respects_permissions(scanned):
