@@ -37,6 +37,8 @@ FIELD_ATTRS = (
     "presence",
 )
 SAMPLED_TYPES = {"string", "text", "integer", "decimal", "other", "json"}
+# Tables whose fields are compared and written together: bounds memory, not the query count.
+CHUNK_TABLES = 500
 
 
 class ScanFailed(Exception):
@@ -82,16 +84,36 @@ def source_scan(*, source, job=None):
     return counts
 
 
-def _field_values(meta_column):
-    return {name: getattr(meta_column, name) for name in FIELD_ATTRS} | {
-        "default": meta_column.default,
-        "foreign_key": meta_column.foreign_key or "",
-        "comment": meta_column.comment or "",
-    }
+def _table_values(meta):
+    """The scanned attributes of a table, in TABLE_ATTRS order."""
+    return (
+        meta.kind,
+        meta.comment or "",
+        meta.row_count,
+        meta.size_bytes,
+        meta.view_definition or "",
+        meta.properties,
+    )
 
 
-def _structure(fields):
-    return {f.name: f.structure() for f in fields if not f.removed}
+def _column_values(column):
+    """The scanned attributes of a field, in FIELD_ATTRS order."""
+    return (
+        column.position,
+        column.data_type,
+        column.native_type,
+        column.nullable,
+        column.default,
+        column.is_primary_key,
+        column.foreign_key or "",
+        column.comment or "",
+        column.presence,
+    )
+
+
+def _structure(shapes):
+    """{name: structure tuple} -> {name: {"data_type": ..., ...}} as schema versions keep it."""
+    return {name: dict(zip(Field.STRUCTURE, shape, strict=True)) for name, shape in shapes.items()}
 
 
 def _diff(before, after):
@@ -105,9 +127,50 @@ def _diff(before, after):
     return {"added": added, "removed": removed, "changed": changed}
 
 
+def _batches(items, size):
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Classifier:
+    """The enabled classifier rules, loaded once per scan. A column's suggestions depend only
+    on its name and type when it was not sampled, so those are worked out once per scan."""
+
+    MEMO_LIMIT = 50_000
+
+    def __init__(self):
+        rules = list(ClassifierRule.objects.filter(enabled=True).select_related("tag__category"))
+        self.rules = classification.RuleSet(r.as_engine_rule() for r in rules)
+        self.tag_for = {r.key: r.tag_id for r in rules}
+        self._memo = {}
+
+    def __bool__(self):
+        return bool(self.rules)
+
+    def suggest(self, column, values):
+        if values is not None:
+            return classification.classify(column.name, column.data_type, values, self.rules)
+        key = (column.name, column.data_type)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) >= self.MEMO_LIMIT:
+                self._memo.clear()
+            found = self._memo[key] = tuple(
+                classification.classify(column.name, column.data_type, None, self.rules)
+            )
+        return found
+
+
 def catalog_apply(source, metas, samples=None, job=None):
-    """Write the difference between `metas` (what the source has now) and the catalog."""
+    """Write the difference between `metas` (what the source has now) and the catalog.
+
+    Tables are compared all at once; fields, schema versions and classification suggestions
+    a few hundred tables at a time, read as plain rows and written with COPY (PostgreSQL) or
+    bulk inserts, so that memory stays flat as the source grows. Unchanged rows are only read.
+    """
     samples = samples or {}
+    metas = list({(meta.schema, meta.name): meta for meta in metas}.values())
     now = timezone.now()
     counts = dict.fromkeys(
         (
@@ -122,52 +185,82 @@ def catalog_apply(source, metas, samples=None, job=None):
         ),
         0,
     )
-    existing = {(t.schema, t.name): t for t in Table.objects.filter(source=source)}
-    fields = defaultdict(dict)
-    for f in Field.objects.filter(table__source=source):
-        fields[f.table_id][f.name] = f
+    table_ids, new_tables, redefined = _apply_tables(source, metas, now, counts)
+    classifier = _Classifier()
+    schema_changes = []
+    for chunk in _batches(metas, CHUNK_TABLES):
+        _apply_fields(chunk, table_ids, samples, classifier, now, job, counts, schema_changes)
+    if schema_changes:
+        tables = {}
+        for batch in _batches({pk for pk, _ in schema_changes}, 1000):
+            tables.update(Table.objects.in_bulk(batch))
+        events.emit_many(
+            "schema.changed", [(tables[pk], payload) for pk, payload in schema_changes]
+        )
+    views = [t for t in new_tables if t.view_definition] + redefined
+    for _, response in views_changed.send(Table, source=source, tables=views, job=job):
+        counts.update(response or {})
+    return counts
 
-    new_tables, changed_tables, table_changes, redefined = [], [], [], []
+
+def _apply_tables(source, metas, now, counts):
+    """New, changed, returning and removed tables; returns ({(schema, name): id}, the new
+    Table objects, the tables whose view definition is new again or changed)."""
+    stored = {
+        (schema, name): (pk, removed, tuple(values))
+        for pk, schema, name, removed, *values in Table.objects.filter(source=source)
+        .order_by()
+        .values_list("pk", "schema", "name", "removed", *TABLE_ATTRS)
+    }
+    table_ids, new_tables, updates = {}, [], {}
     for meta in metas:
-        table = existing.get((meta.schema, meta.name))
-        values = {name: getattr(meta, name) for name in TABLE_ATTRS}
-        values["comment"] = meta.comment or ""
-        values["view_definition"] = meta.view_definition or ""
-        if table is None:
+        key = (meta.schema, meta.name)
+        values = _table_values(meta)
+        found = stored.get(key)
+        if found is None:
             table = Table(
                 source=source,
                 schema=meta.schema,
                 name=meta.name,
                 first_seen=now,
                 fqn=Table.make_fqn(source.name, meta.schema, meta.name),
-                **values,
+                **dict(zip(TABLE_ATTRS, values, strict=True)),
             )
             new_tables.append(table)
-            existing[(meta.schema, meta.name)] = table
             continue
-        before = changelog.snapshot(table)
-        dirty = [k for k, v in values.items() if getattr(table, k) != v]
-        for key in dirty:
-            setattr(table, key, values[key])
-        if table.view_definition and ("view_definition" in dirty or table.removed):
-            redefined.append(table)
-        if table.removed:
-            table.removed, table.removed_at = False, None
-            dirty += ["removed", "removed_at"]
-        if dirty:
+        pk, removed, stored_values = found
+        table_ids[key] = pk
+        if removed or stored_values != values:
+            updates[pk] = values
+    seen = {(meta.schema, meta.name) for meta in metas}
+    gone = [pk for key, (pk, removed, _) in stored.items() if key not in seen and not removed]
+
+    changed_tables, table_changes, redefined = [], [], []
+    for batch in _batches([*updates, *gone], 1000):
+        loaded = Table.objects.in_bulk(batch)
+        for pk in batch:
+            table = loaded[pk]
+            before = changelog.snapshot(table)
+            if pk in updates:
+                values = dict(zip(TABLE_ATTRS, updates[pk], strict=True))
+                dirty = [k for k, v in values.items() if getattr(table, k) != v]
+                for key in dirty:
+                    setattr(table, key, values[key])
+                if table.view_definition and ("view_definition" in dirty or table.removed):
+                    redefined.append(table)
+                if table.removed:
+                    table.removed, table.removed_at = False, None
+                    dirty += ["removed", "removed_at"]
+                if not dirty:
+                    continue
+            else:
+                table.removed, table.removed_at = True, now
+                counts["tables_removed"] += 1
             table.updated_at = now
             changed_tables.append(table)
             table_changes.append((table, ChangeLogEntry.Action.UPDATE, before))
-    seen = {(m.schema, m.name) for m in metas}
-    for key, table in existing.items():
-        if key not in seen and not table.removed:
-            before = changelog.snapshot(table)
-            table.removed, table.removed_at, table.updated_at = True, now, now
-            changed_tables.append(table)
-            table_changes.append((table, ChangeLogEntry.Action.UPDATE, before))
-            counts["tables_removed"] += 1
 
-    Table.objects.bulk_create(new_tables, batch_size=1000)
+    changelog.insert_objects(new_tables)
     if changed_tables:
         Table.objects.bulk_update(
             changed_tables, [*TABLE_ATTRS, "removed", "removed_at", "updated_at"], batch_size=1000
@@ -177,112 +270,135 @@ def catalog_apply(source, metas, samples=None, job=None):
     )
     counts["tables_added"] = len(new_tables)
     counts["tables_changed"] = len(changed_tables) - counts["tables_removed"]
+    table_ids.update(((t.schema, t.name), t.pk) for t in new_tables)
+    return table_ids, new_tables, redefined
 
-    new_fields, changed_fields, versions, changed_tables_events = [], [], [], []
+
+FIELD_COLUMNS = ("created_at", "updated_at", "description", "table_id", "name", "removed")
+VERSION_COLUMNS = ("table_id", "version", "created_at", "job_id", "fields", "diff")
+SUGGESTION_COLUMNS = (
+    "field_id",
+    "rule",
+    "tag_id",
+    "method",
+    "hit_ratio",
+    "sample_size",
+    "status",
+    "created_at",
+)
+STRUCTURE_AT = tuple(FIELD_ATTRS.index(name) for name in Field.STRUCTURE)
+
+
+def _apply_fields(chunk, table_ids, samples, classifier, now, job, counts, schema_changes):
+    """Fields, schema versions and suggestions of a few hundred tables."""
+    pks = [table_ids[(meta.schema, meta.name)] for meta in chunk]
+    stored = defaultdict(dict)
+    # id, table_id, name, removed, then FIELD_ATTRS
+    for row in (
+        Field.objects.filter(table_id__in=pks)
+        .order_by()
+        .values_list("id", "table_id", "name", "removed", *FIELD_ATTRS)
+    ):
+        stored[row[1]][row[2]] = row
     last_versions = dict(
-        SchemaVersion.objects.filter(table__source=source)
+        SchemaVersion.objects.filter(table_id__in=pks)
+        .order_by()
         .values("table_id")
         .annotate(v=Max("version"))
         .values_list("table_id", "v")
     )
-    for meta in metas:
-        table = existing[(meta.schema, meta.name)]
-        current = fields[table.pk]
-        before = _structure(current.values())
-        seen_names = set()
-        for column in meta.columns:
-            seen_names.add(column.name)
-            values = _field_values(column)
-            field = current.get(column.name)
-            if field is None:
-                field = Field(table=table, name=column.name, **values)
-                new_fields.append(field)
-                current[column.name] = field
-                continue
-            dirty = [k for k, v in values.items() if getattr(field, k) != v]
-            if field.removed:
-                field.removed = False
-                dirty.append("removed")
-            if dirty:
-                for key in dirty:
-                    if key in values:
-                        setattr(field, key, values[key])
-                field.updated_at = now
-                changed_fields.append(field)
-        for name, field in current.items():
-            if name not in seen_names and not field.removed:
-                field.removed, field.updated_at = True, now
-                changed_fields.append(field)
-                counts["fields_removed"] += 1
-        after = _structure(current.values())
-        if before != after or (table.pk not in last_versions and after):
-            diff = _diff(before, after)
-            version = last_versions.get(table.pk, 0) + 1
-            versions.append(
-                SchemaVersion(table=table, version=version, job=job, fields=after, diff=diff)
-            )
-            if version > 1:
-                changed_tables_events.append((table, {"version": version, **diff}))
-    Field.objects.bulk_create(new_fields, batch_size=2000)
-    if changed_fields:
-        Field.objects.bulk_update(
-            changed_fields, [*FIELD_ATTRS, "removed", "updated_at"], batch_size=2000
-        )
-    SchemaVersion.objects.bulk_create(versions, batch_size=2000)
-    counts["fields_added"] = len(new_fields)
-    counts["fields_changed"] = len(changed_fields) - counts["fields_removed"]
-    counts["versions"] = len(versions)
-    if changed_tables_events:
-        events.emit_many("schema.changed", changed_tables_events)
-    counts["suggestions"] = classify_fields(source, metas, existing, fields, samples)
-    views = [t for t in new_tables if t.view_definition] + redefined
-    for _, response in views_changed.send(Table, source=source, tables=views, job=job):
-        counts.update(response or {})
-    return counts
-
-
-def classify_fields(source, metas, tables, fields, samples):
-    """Suggest classifications; a (field, rule) pair decided or suggested before is kept as
-    it is, so a rejected suggestion is not raised again."""
-    rules = list(ClassifierRule.objects.filter(enabled=True).select_related("tag__category"))
-    if not rules:
-        return 0
-    engine_rules = classification.RuleSet(r.as_engine_rule() for r in rules)
-    tag_for = {r.key: r.tag for r in rules}
-    table_ids = [t.pk for t in tables.values()]
-    known = (
-        set(
-            Classification.objects.filter(field__table_id__in=table_ids).values_list(
-                "field_id", "rule"
-            )
-        )
-        if table_ids
-        else set()
-    )
-    suggestions = []
-    for meta in metas:
-        table = tables[(meta.schema, meta.name)]
+    new_rows, changed, removed_ids, versions, suggestions = [], [], [], [], []
+    for meta, pk in zip(chunk, pks, strict=True):
+        current = stored.pop(pk, {})
         table_samples = samples.get((meta.schema, meta.name), {})
+        before = {
+            name: tuple(row[4 + i] for i in STRUCTURE_AT)
+            for name, row in current.items()
+            if not row[3]
+        }
+        after = {}
         for column in meta.columns:
-            field = fields[table.pk][column.name]
-            for suggestion in classification.classify(
-                column.name, column.data_type, table_samples.get(column.name), engine_rules
-            ):
-                if (field.pk, suggestion.rule) in known:
-                    continue
-                known.add((field.pk, suggestion.rule))
-                suggestions.append(
-                    Classification(
-                        field=field,
-                        rule=suggestion.rule,
-                        tag=tag_for[suggestion.rule],
-                        method=suggestion.method,
-                        hit_ratio=suggestion.hit_ratio,
-                        sample_size=suggestion.sample_size,
+            if column.name in after:
+                continue  # a name the source reports twice is one field
+            values = _column_values(column)
+            after[column.name] = tuple(values[i] for i in STRUCTURE_AT)
+            row = current.get(column.name)
+            if row is None:
+                new_rows.append((now, now, "", pk, column.name, False, *values))
+                field_id = None
+            else:
+                field_id = row[0]
+                if row[3] or row[4:] != values:
+                    changed.append(
+                        Field(
+                            id=field_id,
+                            table_id=pk,
+                            name=column.name,
+                            removed=False,
+                            updated_at=now,
+                            **dict(zip(FIELD_ATTRS, values, strict=True)),
+                        )
                     )
-                )
-    Classification.objects.bulk_create(suggestions, batch_size=2000)
-    return len(suggestions)
+            if classifier:
+                for suggestion in classifier.suggest(column, table_samples.get(column.name)):
+                    suggestions.append((pk, column.name, field_id, suggestion))
+        removed_ids += [row[0] for name, row in current.items() if name not in after and not row[3]]
+        if before != after or (pk not in last_versions and after):
+            before_json, after_json = _structure(before), _structure(after)
+            diff = _diff(before_json, after_json)
+            version = last_versions.get(pk, 0) + 1
+            versions.append((pk, version, now, job.pk if job else None, after_json, diff))
+            if version > 1:
+                schema_changes.append((pk, {"version": version, **diff}))
+    del stored
+
+    new_ids = changelog.insert_rows(
+        Field, (*FIELD_COLUMNS, *FIELD_ATTRS), new_rows, returning_ids=True
+    )
+    if changed:
+        Field.objects.bulk_update(changed, [*FIELD_ATTRS, "removed", "updated_at"], batch_size=1000)
+    for batch in _batches(removed_ids, 1000):
+        Field.objects.filter(pk__in=batch).update(removed=True, updated_at=now)
+    changelog.insert_rows(SchemaVersion, VERSION_COLUMNS, versions)
+    counts["fields_added"] += len(new_rows)
+    counts["fields_changed"] += len(changed)
+    counts["fields_removed"] += len(removed_ids)
+    counts["versions"] += len(versions)
+    if suggestions:
+        new_ids = {(row[3], row[4]): pk for row, pk in zip(new_rows, new_ids, strict=True)}
+        counts["suggestions"] += _suggest(suggestions, new_ids, classifier, now)
+
+
+def _suggest(suggestions, new_ids, classifier, now):
+    """Store new (field, rule) suggestions; a pair decided or suggested before is kept as it
+    is, so a rejected suggestion is not raised again. Returns how many were stored."""
+    known = set()
+    for batch in _batches({pk for pk, _, field_id, _ in suggestions if field_id}, 1000):
+        known.update(
+            Classification.objects.filter(field__table_id__in=batch)
+            .order_by()
+            .values_list("field_id", "rule")
+        )
+    rows = []
+    for table_id, name, field_id, suggestion in suggestions:
+        field_id = field_id or new_ids[(table_id, name)]
+        if (field_id, suggestion.rule) in known:
+            continue
+        known.add((field_id, suggestion.rule))
+        rows.append(
+            (
+                field_id,
+                suggestion.rule,
+                classifier.tag_for[suggestion.rule],
+                suggestion.method,
+                suggestion.hit_ratio,
+                suggestion.sample_size,
+                Classification.Status.SUGGESTED.value,
+                now,
+            )
+        )
+    changelog.insert_rows(Classification, SUGGESTION_COLUMNS, rows)
+    return len(rows)
 
 
 def tag_from_path(path):
