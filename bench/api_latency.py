@@ -15,6 +15,7 @@ import json
 import os
 import random
 import re
+import runpy
 import signal
 import subprocess
 import sys
@@ -38,7 +39,11 @@ def parse_args():
     parser.add_argument("--requests", type=int, default=2000, help="measured requests per scenario")
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured requests per scenario")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (2-4)")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (2-4)")
+    parser.add_argument(
+        "--worker-class", help="gunicorn worker class (default: gunicorn.conf.py's, sync)"
+    )
+    parser.add_argument("--threads", type=int, help="threads per gthread worker")
     parser.add_argument("--max-seconds", type=float, default=120, help="time cap per scenario")
     parser.add_argument(
         "--throttle-user", default="1000000/min", help="THROTTLE_USER for the server"
@@ -157,10 +162,22 @@ def profile_requests(fixture, repeat=20):
     return profiles
 
 
+GUNICORN_CONF = benchlib.ROOT / "gunicorn.conf.py"
+
+
 class Gunicorn:
-    def __init__(self, workers, port, log_path):
+    """The server as docker-compose runs it (gunicorn.conf.py), on a loopback port."""
+
+    def __init__(self, workers, port, log_path, worker_class=None, threads=None):
         self.workers, self.port, self.log_path = workers, port, log_path
+        conf = runpy.run_path(str(GUNICORN_CONF))
+        self.worker_class = worker_class or conf["worker_class"]
+        self.threads = threads or conf["threads"]
         self.proc = None
+
+    def describe(self):
+        threads = f" x {self.threads} threads" if self.worker_class == "gthread" else ""
+        return f"{self.workers} gunicorn {self.worker_class} workers{threads}"
 
     def start(self):
         self.log = open(self.log_path, "w")  # noqa: SIM115
@@ -168,17 +185,17 @@ class Gunicorn:
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            str(GUNICORN_CONF),
             "governance.wsgi:application",
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
             str(self.workers),
             "--worker-class",
-            "sync",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "10",
+            self.worker_class,
+            "--threads",
+            str(self.threads),
             "--no-control-socket",  # the default socket lives in ~/.gunicorn and may clash
             "--log-level",
             "warning",
@@ -366,12 +383,10 @@ def main():
     port = benchlib.free_port()
     log_path = benchlib.RESULTS_DIR / "api_latency.gunicorn.log"
     benchlib.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    server = Gunicorn(args.workers, port, log_path)
+    server = Gunicorn(args.workers, port, log_path, args.worker_class, args.threads)
     results = []
     try:
-        print(
-            f"Starting gunicorn ({args.workers} sync workers) on 127.0.0.1:{port} ...", flush=True
-        )
+        print(f"Starting gunicorn ({server.describe()}) on 127.0.0.1:{port} ...", flush=True)
         server.start()
         server.wait_healthy()
         for name, who, make_path, check in scenarios:
@@ -438,7 +453,7 @@ def main():
             ]
             for r in results
         ],
-        title=f"API latency: {args.workers} gunicorn sync workers, "
+        title=f"API latency: {server.describe()}, "
         f"{args.concurrency} client threads, "
         f"{args.requests} requests per scenario after {args.warmup} warm-up",
     )
@@ -488,6 +503,8 @@ def main():
                 "postgres_version": benchlib.server_version(database_url),
                 "redis_url": os.environ["REDIS_URL"],
                 "gunicorn_workers": args.workers,
+                "gunicorn_worker_class": server.worker_class,
+                "gunicorn_threads": server.threads,
                 "client_threads": args.concurrency,
                 "requests_per_scenario": args.requests,
                 "warmup_per_scenario": args.warmup,

@@ -2,6 +2,7 @@
 permission checked on the object, writes in a transaction and re-checked after saving."""
 
 from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter
@@ -32,6 +33,16 @@ class GovernedGenericViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self):
         return self.queryset.all().restrict(self.request.user, "view")
+
+    def filter_queryset(self, queryset):
+        """Without query parameters django-filter has nothing to filter: skip building its
+        filter set and form, which would otherwise cost every detail request too."""
+        if self.request.query_params:
+            return super().filter_queryset(queryset)
+        for backend in self.filter_backends:
+            if not issubclass(backend, DjangoFilterBackend):
+                queryset = backend().filter_queryset(self.request, queryset, self)
+        return queryset
 
     def check_permissions(self, request):
         super().check_permissions(request)

@@ -14,6 +14,7 @@ from .serializers import (
     ConnectionTestResultSerializer,
     ConnectionTestSerializer,
     DataSourceSerializer,
+    for_reading,
 )
 
 
@@ -23,6 +24,12 @@ class DataSourceViewSet(VersionHistoryMixin, AccessControlMixin, GovernedViewSet
     filterset_class = DataSourceFilterSet
     ordering_fields = ["name", "kind", "environment", "created_at", "updated_at"]
     action_permissions = {**GovernedViewSet.action_permissions, "test": "change"}
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "retrieve"):
+            return for_reading(queryset)
+        return queryset
 
     @extend_schema(
         request=DataSourceSerializer(partial=True),
