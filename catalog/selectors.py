@@ -7,6 +7,7 @@ from functools import reduce
 
 from django.db import connection
 from django.db.models import Case, FloatField, Q, Value, When
+from django.db.models.functions import Upper
 
 from .models import Field, Table
 
@@ -27,8 +28,9 @@ def _matches(queryset, q):
     ]
     if connection.vendor != "postgresql":
         return queryset.filter(reduce(operator.or_, conditions))
-    conditions.append(Q(name__trigram_similar=q))
-    parts = [model._base_manager.filter(c).order_by().values("pk") for c in conditions]
+    conditions.append(Q(upper_name__trigram_similar=q))
+    rows = model._base_manager.annotate(upper_name=Upper("name")).order_by()
+    parts = [rows.filter(c).values("pk") for c in conditions]
     return queryset.filter(pk__in=parts[0].union(*parts[1:]))
 
 

@@ -1,8 +1,8 @@
 from django.db import migrations
 
 # Django's icontains compares UPPER(column) LIKE UPPER(pattern) on PostgreSQL, so the
-# trigram indexes that serve it are on UPPER(column). The plain index on name stays: it
-# serves the typo match (name % q).
+# trigram indexes that serve it are on UPPER(column); the typo match compares UPPER(name)
+# too (trigrams ignore case), so the indexes on the bare columns go.
 COLUMNS = [
     ("catalog_table", "name"),
     ("catalog_table", "description"),
@@ -12,6 +12,8 @@ COLUMNS = [
     ("catalog_field", "comment"),
 ]
 UNUSED = [
+    ("catalog_table", "name"),
+    ("catalog_field", "name"),
     ("catalog_table", "description"),
     ("catalog_table", "comment"),
     ("catalog_field", "description"),
