@@ -5,6 +5,8 @@ Secrets are never written: an encrypted field appears as "******" when set, and 
 of secret is listed in `changed` without its value.
 """
 
+import contextlib
+import contextvars
 import copy
 import datetime
 import decimal
@@ -85,6 +87,27 @@ def _secrets(model, values):
     }
 
 
+_reading = contextvars.ContextVar("changelog_reading", default=False)
+
+
+@contextlib.contextmanager
+def reading():
+    """For read-only work (a GET request): rows loaded inside are not remembered, which
+    saves the copying on every list. A save of such a row still logs the right "before":
+    before_save() fetches the stored row first."""
+    token = _reading.set(True)
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def loaded(instance, field_names, values):
+    """Called for every governed row loaded from the database."""
+    if not _reading.get():
+        remember(instance, dict(zip(field_names, values, strict=True)))
+
+
 def remember(instance, values=None):
     """Keep the values as loaded (cheaply: reads must not pay for the change log) so that the
     next save can be diffed without a query. JSON values are copied one level deep, enough
@@ -108,6 +131,8 @@ def before_save(instance):
     """An instance that was not loaded (built with a known pk) gets its stored state now."""
     if not hasattr(instance, "_changelog_values") and instance.pk is not None:
         stored = type(instance)._base_manager.filter(pk=instance.pk).first()
+        if stored is not None:
+            remember(stored)
         instance._changelog_values = stored._changelog_values if stored is not None else None
 
 

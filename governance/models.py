@@ -39,9 +39,9 @@ class BaseModel(models.Model):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        from .changelog import remember
+        from .changelog import loaded
 
-        remember(instance, dict(zip(field_names, values, strict=True)))
+        loaded(instance, field_names, values)
         return instance
 
 

@@ -6,7 +6,9 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.filters import OrderingFilter
+from rest_framework.permissions import SAFE_METHODS
 
+from .. import changelog
 from ..filtersets import GovernedFilterBackend
 from ..permissions import METHOD_ACTIONS, can, perm_name
 from ..services import grant_creator
@@ -23,6 +25,12 @@ class GovernedGenericViewSet(viewsets.GenericViewSet):
     @property
     def model(self):
         return self.queryset.model
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method in SAFE_METHODS:
+            with changelog.reading():
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def permission_action(self):
         if self.action in self.action_permissions:
