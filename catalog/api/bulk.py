@@ -1,0 +1,138 @@
+"""Bulk import and export of the catalog:
+
+POST /api/v1/bulk/import   multipart: file, format (optional), mode create|upsert, dry_run
+GET  /api/v1/bulk/export   ?format=json|yaml|csv|xlsx&source=&schema=&tag=&updated_since=
+GET  /api/v1/bulk/schema   the JSON Schema of the JSON/YAML document
+"""
+
+from datetime import UTC
+
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance import accesslog
+from governance.api.serializers import JobRunSerializer
+from governance.models import AccessLogEntry
+
+from ..bulk import exporter, formats, importer
+from ..bulk.schema import CATALOG_DOCUMENT_SCHEMA
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=formats.FORMATS, required=False)
+    mode = serializers.ChoiceField(choices=importer.MODES, default=importer.CREATE)
+    dry_run = serializers.BooleanField(default=False)
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=formats.FORMATS, default="json")
+    source = serializers.CharField(required=False, max_length=200)
+    schema = serializers.CharField(required=False, max_length=255)
+    tag = serializers.CharField(required=False, max_length=201)
+    updated_since = serializers.CharField(required=False, max_length=40)
+
+    def validate_updated_since(self, value):
+        try:
+            moment = parse_datetime(value) or (
+                parse_datetime(f"{value}T00:00:00") if parse_date(value) else None
+            )
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise serializers.ValidationError("expected an ISO 8601 date or date-time")
+        return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+_counts = inline_serializer(
+    "BulkImportCounts",
+    {
+        "format": serializers.CharField(),
+        "mode": serializers.CharField(),
+        "dry_run": serializers.BooleanField(),
+        "counts": serializers.DictField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class IgnoreFormatParameter(DefaultContentNegotiation):
+    """`format` names the file format here, not a renderer."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class BulkImportView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer},
+        responses={200: _counts, 202: JobRunSerializer, 400: _counts, 403: _counts},
+    )
+    def post(self, request):
+        """Import a catalog file: counts, or every error with its location; large files
+        become a job run (202)."""
+        body = ImportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        options = body.validated_data
+        try:
+            outcome, value = importer.catalog_import_submit(
+                upload=options["file"],
+                user=request.user,
+                format=options.get("format"),
+                mode=options["mode"],
+                dry_run=options["dry_run"],
+            )
+        except importer.ImportRejected as exc:
+            if exc.status == status.HTTP_403_FORBIDDEN:
+                accesslog.record(
+                    AccessLogEntry.Action.PERMISSION_DENIED,
+                    detail={"method": "POST", "path": request.path, "objects": exc.objects[:50]},
+                )
+            return Response(exc.as_dict(), status=exc.status)
+        if outcome == "job":
+            return Response(JobRunSerializer(value).data, status=status.HTTP_202_ACCEPTED)
+        return Response(value)
+
+
+class BulkExportView(APIView):
+    content_negotiation_class = IgnoreFormatParameter
+
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={(200, "application/octet-stream"): bytes},
+    )
+    def get(self, request):
+        """The catalog the user may view, filtered, streamed in the chosen format."""
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        options = dict(query.validated_data)
+        fmt = options.pop("format")
+        try:
+            export = exporter.catalog_export(
+                user=request.user, format=fmt, filters=options, request=request._request
+            )
+        except exporter.ExportRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        response["X-Exported-Tables"] = str(export.tables)
+        return response
+
+
+class BulkSchemaView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, required=False, exclude=True)],
+        responses={200: dict},
+    )
+    def get(self, request):
+        """The JSON Schema of the JSON and YAML catalog document."""
+        return Response(CATALOG_DOCUMENT_SCHEMA)
