@@ -1,6 +1,10 @@
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm, remove_perm
 
+from . import accesslog
+from .models import AccessLogEntry
 from .permissions import perm_name
 from .roles import GRANT_ACTIONS
 
@@ -20,11 +24,61 @@ def revoke(obj, holder):
 
 def grant_creator(user, obj):
     """Whoever creates an object through a role may see, change and delete it."""
-    parent = getattr(type(obj), "permission_parent", None)
-    if user.is_superuser or (parent and getattr(obj, parent) is not None):
-        return  # covered by the grant on its parent
-    if not user.has_perm(perm_name(type(obj), "change")):
-        grant(obj, user, "owner")
+    grant_creator_many(user, [obj])
+
+
+def grant_creator_many(user, objs):
+    """grant_creator() for many new objects of one model, in a few queries: an object
+    covered by its permission parent needs no grant; otherwise a creator without the global
+    change permission owns it. Each grant is access-logged as a single grant is."""
+    objs = list(objs)
+    if not objs or user.is_superuser:
+        return
+    model = type(objs[0])
+    parent = getattr(model, "permission_parent", None)
+    if parent:
+        attname = model._meta.get_field(parent).attname
+        objs = [o for o in objs if getattr(o, attname) is None]
+    if not objs or user.has_perm(perm_name(model, "change")):
+        return
+    content_type = ContentType.objects.get_for_model(model)
+    codenames = [perm_name(model, a).split(".")[1] for a in GRANT_ACTIONS["owner"]]
+    permissions = {
+        p.codename: p
+        for p in Permission.objects.filter(content_type=content_type, codename__in=codenames)
+    }
+    held = set()
+    pks = [str(o.pk) for o in objs]
+    for start in range(0, len(pks), 500):
+        held.update(
+            UserObjectPermission.objects.filter(
+                user=user,
+                permission__in=permissions.values(),
+                object_pk__in=pks[start : start + 500],
+            ).values_list("object_pk", "permission__codename")
+        )
+    grants, entries = [], []
+    for obj in objs:
+        for codename in codenames:
+            if (str(obj.pk), codename) in held:
+                continue
+            grants.append(
+                UserObjectPermission(
+                    user=user,
+                    permission=permissions[codename],
+                    content_type=content_type,
+                    object_pk=str(obj.pk),
+                )
+            )
+            entries.append(
+                accesslog.entry(
+                    AccessLogEntry.Action.GRANT,
+                    obj=obj,
+                    detail=accesslog.grant_detail(codename, user),
+                )
+            )
+    UserObjectPermission.objects.bulk_create(grants, batch_size=1000)
+    AccessLogEntry.objects.bulk_create(entries, batch_size=1000)
 
 
 def holders(obj):

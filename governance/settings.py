@@ -245,6 +245,7 @@ REST_FRAMEWORK = {
         "user": env("THROTTLE_USER", "6000/min"),
         "login": env("THROTTLE_LOGIN", "10/min"),
         "connection-test": env("THROTTLE_CONNECTION_TEST", "30/min"),
+        "lineage-sql": env("THROTTLE_LINEAGE_SQL", "120/min"),
     },
     "EXCEPTION_HANDLER": "governance.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -291,6 +292,21 @@ SOURCE_BLOCK_PRIVATE_NETWORKS = env_bool("SOURCE_BLOCK_PRIVATE_NETWORKS", False)
 SOURCE_SQLITE_DIR = env("SOURCE_SQLITE_DIR", str(VAR_DIR / "sources"))
 SOURCE_CONNECT_TIMEOUT = float(env("SOURCE_CONNECT_TIMEOUT", "5"))
 SOURCE_STATEMENT_TIMEOUT = float(env("SOURCE_STATEMENT_TIMEOUT", "30"))
+
+# Lineage: graph walks from the database (the source of truth) or from the Neo4j projection,
+# which is kept only when NEO4J_BOLT_URL is set.
+NEO4J_BOLT_URL = env("NEO4J_BOLT_URL", "")
+LINEAGE_GRAPH_BACKEND = env("LINEAGE_GRAPH_BACKEND", "database")
+if LINEAGE_GRAPH_BACKEND not in ("database", "neo4j"):
+    raise ImproperlyConfigured("LINEAGE_GRAPH_BACKEND must be 'database' or 'neo4j'")
+if LINEAGE_GRAPH_BACKEND == "neo4j" and not NEO4J_BOLT_URL:
+    raise ImproperlyConfigured("LINEAGE_GRAPH_BACKEND=neo4j needs NEO4J_BOLT_URL")
+OPENLINEAGE_MAX_EVENTS = int(env("OPENLINEAGE_MAX_EVENTS", "500"))
+
+# Bulk import: refused above these sizes; files above the threshold run as a job.
+BULK_IMPORT_MAX_BYTES = int(env("BULK_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
+BULK_IMPORT_MAX_ROWS = int(env("BULK_IMPORT_MAX_ROWS", "2000000"))
+BULK_IMPORT_JOB_THRESHOLD_BYTES = int(env("BULK_IMPORT_JOB_THRESHOLD_BYTES", str(5 * 1024 * 1024)))
 
 LOGGING = {
     "version": 1,

@@ -65,11 +65,7 @@ def _permission_event(instance, action):
     accesslog.record(
         action,
         obj=instance.content_object,
-        detail={
-            "permission": instance.permission.codename,
-            "holder_type": "user" if hasattr(instance, "user") else "group",
-            "holder": str(holder),
-        },
+        detail=accesslog.grant_detail(instance.permission.codename, holder),
     )
 
 
