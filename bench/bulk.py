@@ -8,9 +8,9 @@ separate process):
      accepted classification per table) in one source, and 2 lineage edges per table (to
      the next two tables) with one field edge each, with bulk inserts;
   2. for each format (json, csv, yaml, xlsx):
-       export  catalog.bulk.exporter.catalog_export() as a superuser, streamed to a file,
+       export  governance.bulk.exporter.bulk_export() as a superuser, streamed to a file,
        import  the catalog tables are emptied (TRUNCATE ... CASCADE, and the change log), then
-               catalog.bulk.importer.catalog_import(mode="create") of that file,
+               governance.bulk.importer.bulk_import(mode="create") of that file,
      each in a fresh process that reports its wall time and peak RSS (getrusage ru_maxrss)
      and the RSS it had after Django's setup (baseline);
   3. for JSON also a second import of the same file in upsert mode (everything unchanged):
@@ -207,10 +207,10 @@ def child(action, fmt, path, mode):
     out = {"action": action, "format": fmt, "baseline_rss_mb": baseline}
     with context.acting(user=admin):
         if action == "export":
-            from catalog.bulk import exporter
+            from governance.bulk import exporter
 
             started = time.perf_counter()
-            export = exporter.catalog_export(user=admin, format=fmt)
+            export = exporter.bulk_export(user=admin, format=fmt)
             with open(path, "wb") as handle:
                 for chunk in export.chunks:
                     handle.write(chunk)
@@ -218,14 +218,14 @@ def child(action, fmt, path, mode):
             out["tables"] = export.tables
             out["bytes"] = os.path.getsize(path)
         else:
-            from catalog.bulk import importer
+            from governance.bulk import importer
 
             if mode == "create":
                 empty_catalog()
             log_before = ChangeLogEntry.objects.count()
             started = time.perf_counter()
             with open(path, "rb") as handle:
-                result = importer.catalog_import(data=handle, user=admin, format=fmt, mode=mode)
+                result = importer.bulk_import(data=handle, user=admin, format=fmt, mode=mode)
             out["seconds"] = round(time.perf_counter() - started, 2)
             out["counts"] = result["counts"]
             out["changelog_rows"] = ChangeLogEntry.objects.count() - log_before

@@ -11,8 +11,12 @@ class CatalogConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
+        from governance.bulk import sections
+
         from . import signals  # noqa: F401  (scan schedules follow their source)
         from .bulk import admin  # noqa: F401  (the bulk import page and export actions)
+        from .bulk.section import CatalogSection
         from .services import sync_builtin_rules
 
         post_migrate.connect(sync_builtin_rules, sender=self, dispatch_uid="catalog-builtin-rules")
+        sections.register(CatalogSection)

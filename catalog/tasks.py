@@ -17,18 +17,3 @@ def scheduled_scan(source_id):
     source = DataSource.objects.filter(pk=source_id, is_active=True).first()
     if source is not None:
         services.scan_enqueue(source=source)
-
-
-@app.task(base=JobTask, bind=True, name="catalog.import_catalog")
-def import_catalog(self, job, path, format=None, mode="create", dry_run=False):
-    """Import a large catalog file (kept under VAR_DIR/imports until done); counts result."""
-    from .bulk.importer import catalog_import_file
-
-    return catalog_import_file(
-        path=path,
-        user=job.user,
-        format=format,
-        mode=mode,
-        dry_run=dry_run,
-        progress=job.set_progress,
-    )

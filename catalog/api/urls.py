@@ -20,7 +20,3 @@ router.register("catalog/classifications", ClassificationViewSet)
 router.register("sources", SourceCatalogViewSet, basename="source-catalog")
 
 urlpatterns = router.urls
-
-from ..bulk.urls import urlpatterns as bulk_urlpatterns  # noqa: E402
-
-urlpatterns += bulk_urlpatterns

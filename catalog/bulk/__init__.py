@@ -1,1 +1,2 @@
-"""Bulk import and export of the catalog (JSON, YAML, CSV, XLSX); see docs/bulk.md."""
+"""The catalog's section of the bundle and its admin screen; the file handling is in
+governance.bulk (see docs/bulk.md)."""

@@ -1,127 +1,25 @@
-"""The admin's bulk screen: the tables a user may view with export actions (JSON, YAML, CSV,
-XLSX), and an import page that previews a dry run's counts and errors before applying."""
+"""The admin's bulk screen (governance.bulk.admin) over the tables a user may view."""
 
-from django import forms
-from django.contrib import admin, messages
-from django.http import StreamingHttpResponse
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.contrib import admin
 
+from governance.bulk.admin import BulkTransferAdmin
 from governance.permissions import can
 
 from ..models import Table
-from . import exporter, formats, importer
 from .models import CatalogTransfer
 
 
-class ImportForm(forms.Form):
-    file = forms.FileField()
-    format = forms.ChoiceField(
-        choices=[("", "detect from the content"), *[(f, f.upper()) for f in formats.FORMATS]],
-        required=False,
-    )
-    mode = forms.ChoiceField(
-        choices=[
-            ("create", "create: add new tables only, refuse existing ones"),
-            ("upsert", "upsert: add new, update existing (by fully qualified name)"),
-        ],
-        initial="create",
-    )
-    dry_run = forms.BooleanField(
-        required=False, initial=True, label="Dry run: check and count, write nothing"
-    )
-
-
-def _export_action(fmt):
-    def action(modeladmin, request, queryset):
-        try:
-            export = exporter.catalog_export(
-                user=request.user, format=fmt, filters={"selected": queryset}, request=request
-            )
-        except exporter.ExportRefused as exc:
-            modeladmin.message_user(request, str(exc), messages.ERROR)
-            return None
-        response = StreamingHttpResponse(export.chunks, content_type=export.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
-        return response
-
-    action.__name__ = f"export_{fmt}"
-    action.short_description = f"Export selected tables with their lineage as {fmt.upper()}"
-    return action
-
-
 @admin.register(CatalogTransfer)
-class CatalogTransferAdmin(admin.ModelAdmin):
+class CatalogTransferAdmin(BulkTransferAdmin):
     list_display = ["fqn", "kind", "source", "owner", "updated_at"]
     list_filter = [("source", admin.RelatedOnlyFieldListFilter), "kind", "tags"]
     search_fields = ["fqn"]
     list_select_related = ["source", "owner"]
-    actions = [_export_action(fmt) for fmt in formats.FORMATS]
-    change_list_template = "admin/catalog/bulk/change_list.html"
 
     def get_queryset(self, request):
         visible = Table.objects.restrict(request.user, "view").filter(removed=False)
         return super().get_queryset(request).filter(pk__in=visible.values("pk"))
 
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff
-
     def has_view_permission(self, request, obj=None):
         staff = request.user.is_active and request.user.is_staff
         return staff and (obj is None or can(request.user, "view", obj))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_urls(self):
-        return [
-            path(
-                "import/",
-                self.admin_site.admin_view(self.import_view),
-                name="catalog_catalogtransfer_import",
-            ),
-            *super().get_urls(),
-        ]
-
-    def import_view(self, request):
-        if not self.has_module_permission(request):
-            return self.admin_site.login(request)
-        result = rejected = job = None
-        form = ImportForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
-            options = form.cleaned_data
-            try:
-                outcome, value = importer.catalog_import_submit(
-                    upload=options["file"],
-                    user=request.user,
-                    format=options["format"] or None,
-                    mode=options["mode"],
-                    dry_run=options["dry_run"],
-                )
-            except importer.ImportRejected as exc:
-                rejected = exc.as_dict()
-            else:
-                if outcome == "job":
-                    job = value
-                else:
-                    result = value
-                    if not options["dry_run"]:
-                        self.message_user(request, "Imported.", messages.SUCCESS)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Import catalog file",
-            "form": form,
-            "result": result,
-            "rejected": rejected,
-            "job": job,
-            "job_url": reverse("admin:governance_jobrun_change", args=[job.pk]) if job else "",
-            "schema_url": "/api/v1/bulk/schema",
-        }
-        return TemplateResponse(request, "admin/catalog/bulk/import.html", context)

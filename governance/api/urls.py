@@ -1,9 +1,14 @@
 from django.urls import path
 
+from ..bulk.urls import urlpatterns as bulk_urlpatterns
 from .routers import Router
 from .views import JobRunViewSet, TokenView
 
 router = Router()
 router.register("jobs", JobRunViewSet)
 
-urlpatterns = [path("auth/token/", TokenView.as_view(), name="api-token"), *router.urls]
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="api-token"),
+    *router.urls,
+    *bulk_urlpatterns,
+]

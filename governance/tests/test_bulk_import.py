@@ -467,7 +467,7 @@ def test_yaml_anchors_tags_and_broken_files_are_refused(world, content, message)
 
 
 def test_yaml_values_are_typed_like_safe_load(world):
-    from catalog.bulk import formats
+    from governance.bulk import formats
 
     text = "a: 1\nb: true\nc: null\nd: '1'\ne: [x, {f: 2.5}]\n"
     assert formats.load_yaml(io.StringIO(text)) == {

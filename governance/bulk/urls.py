@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from ..api.bulk import BulkExportView, BulkImportView, BulkSchemaView
+from .api import BulkExportView, BulkImportView, BulkSchemaView
 
 urlpatterns = [
     re_path(r"^bulk/import/?$", BulkImportView.as_view(), name="bulk-import"),

@@ -49,7 +49,7 @@ class Command(BaseCommand):
 
         with context.acting(user=user):
             try:
-                export = exporter.catalog_export(
+                export = exporter.bulk_export(
                     user=user, format=options["format"], filters=filters, progress=advance
                 )
             except exporter.ExportRefused as exc:

@@ -1,4 +1,4 @@
-"""Bulk import and export of the catalog:
+"""Bulk import and export of the bundle (the catalog and its lineage):
 
 POST /api/v1/bulk/import   multipart: file, format (optional), mode create|upsert, dry_run
 GET  /api/v1/bulk/export   ?format=json|yaml|csv|xlsx&source=&schema=&tag=&updated_since=
@@ -21,8 +21,8 @@ from governance import accesslog
 from governance.api.serializers import JobRunSerializer
 from governance.models import AccessLogEntry
 
-from ..bulk import exporter, formats, importer
-from ..bulk.schema import CATALOG_DOCUMENT_SCHEMA
+from . import exporter, formats, importer
+from .schema import document_schema
 
 
 class ImportRequestSerializer(serializers.Serializer):
@@ -84,7 +84,7 @@ class BulkImportView(APIView):
         body.is_valid(raise_exception=True)
         options = body.validated_data
         try:
-            outcome, value = importer.catalog_import_submit(
+            outcome, value = importer.bulk_import_submit(
                 upload=options["file"],
                 user=request.user,
                 format=options.get("format"),
@@ -117,7 +117,7 @@ class BulkExportView(APIView):
         options = dict(query.validated_data)
         fmt = options.pop("format")
         try:
-            export = exporter.catalog_export(
+            export = exporter.bulk_export(
                 user=request.user, format=fmt, filters=options, request=request._request
             )
         except exporter.ExportRefused as exc:
@@ -135,4 +135,4 @@ class BulkSchemaView(APIView):
     )
     def get(self, request):
         """The JSON Schema of the JSON and YAML catalog document."""
-        return Response(CATALOG_DOCUMENT_SCHEMA)
+        return Response(document_schema())

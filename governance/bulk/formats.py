@@ -383,7 +383,7 @@ def unescape(value):
     return value
 
 
-def _split_list(value):
+def split_list(value):
     return [part.strip() for part in value.split(LIST_SEPARATOR) if part.strip()]
 
 
@@ -429,7 +429,7 @@ class FlatReader:
         if key == "tags":
             if value == "":
                 return EMPTY
-            return _split_list(value) if isinstance(value, str) else value
+            return split_list(value) if isinstance(value, str) else value
         if key == "classifications":
             if value in ("", None):
                 return EMPTY

@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
             try:
                 with open(path, "rb") as handle:
-                    result = importer.catalog_import(
+                    result = importer.bulk_import(
                         data=handle,
                         user=user,
                         format=options["format"],
