@@ -22,7 +22,7 @@ from governance.bulk.schema import TIMESTAMP
 from governance.bulk.sections import Section
 from governance.changelog import insert_objects, insert_rows
 from governance.models import ChangeLogEntry
-from governance.services import grant_creator
+from governance.services import grant_creator_many
 from sources.models import DataSource
 
 from ..models import Classification, Field, Table, Tag, TagCategory
@@ -571,8 +571,7 @@ class CatalogSection(Section):
         insert_objects(new_tables)
         for table in new_tables:
             self.table_ids[table.fqn] = table.pk
-            if table.source_id is None:
-                grant_creator(self.run.user, table)
+        grant_creator_many(self.run.user, new_tables)  # manual tables carry their own grants
         changes = [(t, Action.CREATE, None) for t in new_tables]
         if table_updates:
             changes += self.run.update_rows(Table, table_updates)
