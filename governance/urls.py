@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("governance.api.urls")),
     path("", include("sources.api.urls")),
     path("", include("catalog.api.urls")),
+    path("", include("lineage.api.urls")),
 ]
 
 urlpatterns = [

@@ -187,3 +187,22 @@ class LineageEvidence(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} for {self.edge}"
+
+
+class LineageNamespace(BaseModel):
+    """An OpenLineage dataset namespace that names a source when its URL does not match the
+    source's host and port (a proxy, a DNS alias, a container name)."""
+
+    namespace = models.CharField(max_length=500, unique=True)
+    source = models.ForeignKey(
+        "sources.DataSource", on_delete=models.CASCADE, related_name="lineage_namespaces"
+    )
+
+    objects = RestrictedQuerySet.as_manager()
+    permission_parent = "source"
+
+    class Meta:
+        ordering = ["namespace"]
+
+    def __str__(self):
+        return f"{self.namespace} -> {self.source}"

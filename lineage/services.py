@@ -14,6 +14,7 @@ from governance import changelog
 from governance.models import ChangeLogEntry
 
 from .models import FieldLineageEdge, LineageEdge, LineageEvidence, Origin, Status
+from .tasks import neo4j_sync_on_commit
 
 
 class LineageError(ValueError):
@@ -153,6 +154,7 @@ def record_edges(specs, *, origin, user=None):
         LineageEvidence.objects.bulk_create(evidence, batch_size=2000)
         counts["field_edges_created"] = len(field_edges)
         counts["evidence"] = len(evidence)
+        neo4j_sync_on_commit(edge_ids)
     return edges, counts
 
 
@@ -165,4 +167,5 @@ def decide(edges, *, status, user):
         for edge in edges:
             edge.status, edge.decided_by, edge.decided_at = status, user, now
             edge.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+        neo4j_sync_on_commit([edge.pk for edge in edges])
     return edges

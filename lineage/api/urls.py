@@ -1,0 +1,17 @@
+from django.urls import re_path
+
+from governance.api.routers import Router
+
+from .openlineage import OpenLineageView
+from .sql import SqlLineageView
+from .views import LineageEdgeViewSet
+
+router = Router()
+router.register("lineage", LineageEdgeViewSet, basename="lineage")
+
+# With and without the trailing slash: OpenLineage clients post to the path as configured.
+urlpatterns = [
+    re_path(r"^lineage/sql/?$", SqlLineageView.as_view(), name="lineage-sql"),
+    re_path(r"^lineage/openlineage/?$", OpenLineageView.as_view(), name="lineage-openlineage"),
+    *router.urls,
+]

@@ -1,0 +1,66 @@
+"""Keeping the optional Neo4j projection in step with the database.
+
+Each committed lineage write sends `sync_neo4j` with the edge ids it touched. That task is
+a plain Celery task rather than a JobRun: it runs on every approval and every scan that
+infers lineage, is idempotent and cheap, and `manage.py sync_lineage_neo4j` (a JobRun with
+progress, `rebuild_neo4j`) repairs anything a lost message left behind. Failures are
+retried with backoff and logged.
+"""
+
+import logging
+
+from django.db import transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+
+from governance.celery import app
+from governance.jobs import JobTask
+
+from . import neo4j
+
+logger = logging.getLogger(__name__)
+MESSAGE_SIZE = 5000  # edge ids per message
+
+
+@app.task(
+    name="lineage.sync_neo4j",
+    acks_late=True,
+    autoretry_for=(ServiceUnavailable, SessionExpired, TransientError),
+    retry_backoff=10,
+    max_retries=5,
+)
+def sync_neo4j(edge_ids, table_ids=()):
+    """Refresh these edges (and remove these deleted tables) in the Neo4j projection."""
+    if not neo4j.enabled():
+        return None
+    return neo4j.sync(edge_ids=edge_ids, table_ids=table_ids)
+
+
+@app.task(base=JobTask, bind=True, name="lineage.rebuild_neo4j")
+def rebuild_neo4j(self, job):
+    """Rebuild the whole projection; the counts become the job's result."""
+    return neo4j.sync(progress=job.set_progress)
+
+
+def neo4j_sync_on_commit(edge_ids=(), table_ids=()):
+    """Send sync_neo4j for these ids once the current transaction commits; nothing at all
+    when NEO4J_BOLT_URL is not set."""
+    if not neo4j.enabled():
+        return
+    edge_ids = sorted({int(i) for i in edge_ids})
+    table_ids = sorted({int(i) for i in table_ids})
+    if edge_ids or table_ids:
+        transaction.on_commit(lambda: _send(edge_ids, table_ids))
+
+
+def _send(edge_ids, table_ids):
+    chunks = [edge_ids[i : i + MESSAGE_SIZE] for i in range(0, len(edge_ids), MESSAGE_SIZE)]
+    for index, chunk in enumerate(chunks or [[]]):
+        try:
+            sync_neo4j.delay(edge_ids=chunk, table_ids=table_ids if index == 0 else [])
+        except (KombuOperationalError, OSError):
+            logger.exception(
+                "could not queue the Neo4j lineage sync of %d edge(s); "
+                "run manage.py sync_lineage_neo4j to repair the projection",
+                len(chunk),
+            )
