@@ -147,19 +147,6 @@ def event(i, jobs, tables, start):
     }
 
 
-def endpoint_urlconf():
-    """The project's URLs when they mount the endpoint, else the test URLconf that does."""
-    from django.conf import settings
-    from django.urls import Resolver404, resolve
-
-    try:
-        resolve(URL)
-    except Resolver404:
-        settings.ROOT_URLCONF = "lineage.tests.openlineage_urls"
-        return settings.ROOT_URLCONF
-    return settings.ROOT_URLCONF
-
-
 def run(args):
     from django.db import connection, reset_queries
     from django.test import Client
@@ -169,7 +156,6 @@ def run(args):
     from lineage.models import FieldLineageEdge, LineageEdge, LineageEvidence, LineageRun
 
     key = seed(args.tables)
-    urlconf = endpoint_urlconf()
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
     start = datetime(2026, 1, 1, tzinfo=UTC)
     events = [event(i, args.jobs, args.tables, start) for i in range(args.events)]
@@ -203,7 +189,6 @@ def run(args):
         "events": args.events,
         "batch": args.batch,
         "requests": len(bodies),
-        "urlconf": urlconf,
         "wall_s": round(wall, 2),
         "events_per_s": round(args.events / wall, 1),
         "first_run_events_per_s": rate(first_events, first),

@@ -8,7 +8,6 @@ import psycopg
 import pymysql
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
 
 from catalog.models import Field, Table
 from catalog.services import source_scan
@@ -42,9 +41,8 @@ def world(db):
 
 
 @pytest.fixture
-def api(settings):
-    with override_settings(ROOT_URLCONF="lineage.tests.sql_urls"):
-        yield
+def api(db):
+    """The endpoint, mounted at /api/v1/lineage/sql by lineage.api.urls."""
 
 
 def post(user, **body):

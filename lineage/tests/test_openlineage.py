@@ -37,11 +37,6 @@ PRODUCER = "https://github.com/example/pipeline"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 
 
-@pytest.fixture(autouse=True)
-def _urls(settings):
-    settings.ROOT_URLCONF = "lineage.tests.openlineage_urls"
-
-
 @pytest.fixture
 def shop(db):
     """A scanned PostgreSQL source with public.orders (id, amount)."""
