@@ -40,13 +40,15 @@
         (columns[column] = columns[column] || []).push(node.id);
       });
       answer.edges.forEach(function (edge) { edges[edge.id] = edge; });
-      if (answer.hidden) {
-        var depth = answer.depth;
-        hidden[pair[0]] = { count: answer.hidden, column: (depth + 1) * pair[1] };
-      }
+      if (answer.hidden) hidden[pair[0]] = { count: answer.hidden, sign: pair[1] };
     });
+    // The hidden tables' box sits just beyond the farthest table on its side.
     Object.keys(hidden).forEach(function (side) {
-      var column = hidden[side].column;
+      var sign = hidden[side].sign, far = 0;
+      Object.keys(columns).forEach(function (column) {
+        if (column * sign > far) far = column * sign;
+      });
+      var column = (far + 1) * sign;
       var key = "hidden-" + side;
       placed[key] = { hidden: hidden[side].count, column: column, side: side };
       (columns[column] = columns[column] || []).push(key);
