@@ -82,17 +82,7 @@ class TableAdmin(GovernedAdmin):
         ),
         (
             "Governance",
-            {
-                "fields": [
-                    "data_domain",
-                    "purpose",
-                    "legal_basis",
-                    "retention_days",
-                    "residency_region",
-                    "criticality",
-                    "pci_scope",
-                ]
-            },
+            {"fields": Table.GOVERNANCE_ATTRS},
         ),
         (
             "From the source",

@@ -93,6 +93,16 @@ class Table(BaseModel):
 
     objects = RestrictedQuerySet.as_manager()
     permission_parent = "source"
+    # The governance attributes above, as the admin, the API and bulk files list them.
+    GOVERNANCE_ATTRS = (
+        "data_domain",
+        "purpose",
+        "legal_basis",
+        "retention_days",
+        "residency_region",
+        "criticality",
+        "pci_scope",
+    )
 
     class Meta:
         ordering = ["fqn"]

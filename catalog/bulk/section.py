@@ -77,13 +77,7 @@ EXPORT_TABLE_KEYS = (
     "comment",
     "owner",
     "tags",
-    "data_domain",
-    "purpose",
-    "legal_basis",
-    "retention_days",
-    "residency_region",
-    "criticality",
-    "pci_scope",
+    *Table.GOVERNANCE_ATTRS,
     "view_definition",
 )
 EXPORT_TABLE_COLUMNS = [k for k in EXPORT_TABLE_KEYS if k not in ("owner", "tags")]
