@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """API latency: GET /api/v1/sources/ and /api/v1/sources/{id}/ under gunicorn on PostgreSQL.
 
-Recreates the benchmark database, loads 1,000 sources, a superuser and a user granted
-viewer on 100 of them, starts gunicorn on a free loopback port, and sends a fixed number
+Recreates the benchmark database, loads 1,000 sources, a superuser and a user in the Viewer
+role granted viewer on 100 of them, starts gunicorn on a free loopback port, and sends a fixed number
 of requests per scenario from concurrent client threads. Target: p95 under 50 ms.
 
     .venv/bin/python bench/api_latency.py [--requests 2000] [--workers 3] [--concurrency 8]
@@ -59,6 +59,7 @@ def parse_args():
 
 def build_fixture():
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
     from governance.services import grant
@@ -67,6 +68,7 @@ def build_fixture():
     User = get_user_model()
     admin = User.objects.create_superuser("bench-admin", "bench-admin@example.com", "bench-pw-1")
     viewer = User.objects.create_user("bench-viewer", "bench-viewer@example.com", "bench-pw-2")
+    viewer.groups.add(Group.objects.get(name="Viewer"))  # the role such users hold
     environments = ["prod", "staging", "dev"]
     DataSource.objects.bulk_create(
         [
@@ -329,19 +331,6 @@ def detail_check(path, status, body):
     return None
 
 
-def throttle_history(user):
-    """Entries DRF's user throttle keeps for this user (a list rewritten on every request)."""
-    from django.core.cache import cache
-
-    return len(cache.get(f"throttle_user_{user.pk}") or [])
-
-
-def clear_throttle(fixture):
-    from django.core.cache import cache
-
-    cache.delete_many([f"throttle_user_{data['user'].pk}" for data in fixture.values()])
-
-
 def main():
     args = parse_args()
     benchlib.configure_env(DEBUG="0", ALLOWED_HOSTS="127.0.0.1", THROTTLE_USER=args.throttle_user)
@@ -361,7 +350,6 @@ def main():
     fixture = build_fixture()
     analyze()
     queries = profile_requests(fixture)
-    clear_throttle(fixture)
     connections.close_all()
 
     scenarios = []
@@ -391,7 +379,6 @@ def main():
         server.wait_healthy()
         for name, who, make_path, check in scenarios:
             data = fixture[who]
-            clear_throttle(fixture)
             warm = [make_path(n) for n in range(args.warmup)]
             run_requests(port, data["token"], warm, check, args.concurrency, args.max_seconds)
             paths = [make_path(n) for n in range(args.requests)]
@@ -413,7 +400,6 @@ def main():
                     "requests_per_s": round(len(run["latencies"]) / run["wall_s"], 1),
                     "client_cpu_s": round(run["client_cpu_s"], 2),
                     "server_closed_connection": run["server_closed_connection"],
-                    "throttle_history_after": throttle_history(data["user"]),
                     **stats,
                 }
             )

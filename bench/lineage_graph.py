@@ -185,7 +185,7 @@ def users(args):
 
 def fresh(user):
     """Forget the permissions Django cached on the user, as a new request would."""
-    for name in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+    for name in ("_principal", "_user_perm_cache", "_group_perm_cache"):
         user.__dict__.pop(name, None)
     return user
 

@@ -7,9 +7,10 @@ even with the right password, until the window passes.
 
 from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
+
+from .permissions import principal
 
 
 def _keys(request, username):
@@ -43,19 +44,9 @@ class RateLimitedModelBackend(ModelBackend):
         return super().authenticate(request, username=username, password=password, **kwargs)
 
     def get_all_permissions(self, user_obj, obj=None):
-        """The user's own and their groups' permissions in one query (ModelBackend makes
-        two); every has_perm() of the request reads this cache."""
+        """The user's own and their groups' permissions, as the one Principal every
+        has_perm() and object filter of the request reads (ModelBackend makes two queries
+        of its own)."""
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()
-        if not hasattr(user_obj, "_perm_cache"):
-            fields = ("content_type__app_label", "codename")
-            if user_obj.is_superuser:
-                perms = Permission.objects.values_list(*fields).order_by()
-            else:
-                own = Permission.objects.filter(user=user_obj).values_list(*fields).order_by()
-                grouped = (
-                    Permission.objects.filter(group__user=user_obj).values_list(*fields).order_by()
-                )
-                perms = own.union(grouped)
-            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in perms}
-        return user_obj._perm_cache
+        return principal(user_obj).perms

@@ -188,6 +188,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # Failed logins per client address and per username before further attempts are refused.
 LOGIN_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "10"))
 LOGIN_FAILURE_WINDOW = int(env("LOGIN_FAILURE_WINDOW", "300"))
+# Seconds a user's roles and group memberships are shared between requests through the
+# cache; any change to them ends every cached copy at once. Only a cache that all web and
+# worker processes share can tell them of a change, so without Redis each request loads them.
+PERMISSION_CACHE_SECONDS = int(env("PERMISSION_CACHE_SECONDS", "300" if REDIS_URL else "0"))
 GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None
 
@@ -236,9 +240,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        "governance.api.throttling.AnonRateThrottle",
+        "governance.api.throttling.UserRateThrottle",
+        "governance.api.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("THROTTLE_ANON", "60/min"),

@@ -1,16 +1,20 @@
 """Signal receivers that must see every write, whatever path it took.
 
 The change log hangs off model signals so that admin, API, commands and jobs all record;
-the access log hangs off auth and guardian signals for logins and grants.
+the access log hangs off auth and guardian signals for logins and grants; cached roles and
+memberships are forgotten whenever roles, groups or memberships change.
 """
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from . import accesslog, changelog
 from .models import AccessLogEntry, BaseModel, ChangeLogEntry
+from .permissions import forget_principals
 
 
 def _governed(sender):
@@ -80,3 +84,18 @@ def _granted(sender, instance, created, **kwargs):
 @receiver(post_delete, sender=GroupObjectPermission)
 def _revoked(sender, instance, **kwargs):
     _permission_event(instance, AccessLogEntry.Action.REVOKE)
+
+
+@receiver(m2m_changed, sender=get_user_model().groups.through)
+@receiver(m2m_changed, sender=get_user_model().user_permissions.through)
+@receiver(m2m_changed, sender=Group.permissions.through)
+def _roles_changed(sender, action, **kwargs):
+    if action in ("post_add", "post_remove", "post_clear"):
+        forget_principals()
+
+
+@receiver(post_delete, sender=Group)
+@receiver(post_delete, sender=Permission)
+@receiver(post_migrate)
+def _roles_removed(**kwargs):
+    forget_principals()

@@ -115,6 +115,19 @@ class GovernedAPITests(TestCase):
         self.assertEqual(client.delete(self.detail(self.a)).status_code, 403)
         self.assertTrue(self.model.objects.filter(pk=self.a.pk).exists())
 
+    def test_grant_to_a_group_covers_its_members_while_they_belong(self):
+        team = Group.objects.create(name="team")
+        grant(self.a, team, "viewer")
+        client = client_for(self.user)
+        self.assertEqual(self.ids(client.get(self.url)), set())
+        self.user.groups.add(team)
+        self.assertEqual(self.ids(client.get(self.url)), {self.a.pk})
+        self.assertEqual(client.get(self.detail(self.a)).status_code, 200)
+        self.assertEqual(client.get(self.detail(self.b)).status_code, 404)
+        self.user.groups.remove(team)
+        self.assertEqual(self.ids(client.get(self.url)), set())
+        self.assertEqual(client.get(self.detail(self.a)).status_code, 404)
+
     def test_steward_grant_changes_a_and_records_before_and_after(self):
         self.grant(self.a, "steward")
         client = client_for(self.user)

@@ -1,10 +1,10 @@
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
-from rest_framework.throttling import ScopedRateThrottle
 
 from ..filtersets import JobRunFilterSet
 from ..models import JobRun
 from .serializers import JobRunSerializer
+from .throttling import ScopedRateThrottle
 from .viewsets import GovernedReadOnlyViewSet
 
 

@@ -372,7 +372,7 @@ def test_the_command_needs_one_source_or_all(db):
 
 
 def test_the_lineage_sql_endpoint_has_its_own_throttle_scope(world, api, monkeypatch):
-    from rest_framework.throttling import ScopedRateThrottle
+    from governance.api.throttling import ScopedRateThrottle
 
     user = make_user("vic")
     body = {"sql": "SELECT 1", "dialect": "ansi"}
