@@ -2,8 +2,9 @@
 """API latency: GET /api/v1/sources/ and /api/v1/sources/{id}/ under gunicorn on PostgreSQL.
 
 Recreates the benchmark database, loads 1,000 sources, a superuser and a user in the Viewer
-role granted viewer on 100 of them, starts gunicorn on a free loopback port, and sends a fixed number
-of requests per scenario from concurrent client threads. Target: p95 under 50 ms.
+role granted viewer on 100 of them, starts gunicorn on a free loopback port, and sends a
+fixed number of requests per scenario from concurrent client threads. Target: p95 under
+50 ms.
 
     .venv/bin/python bench/api_latency.py [--requests 2000] [--workers 3] [--concurrency 8]
 """

@@ -3,6 +3,7 @@ import copy
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.utils import timezone
 from rest_framework import serializers
 
 from governance.crypto import MASK
@@ -124,6 +125,10 @@ class DataSourceSerializer(serializers.ModelSerializer):
                 if len(field.source_attrs) != 1:
                     raise TypeError(f"{cls.__name__}.{name}: a dotted source needs its own code")
                 as_is = type(field) is serializers.JSONField and not field.binary
+                if isinstance(field, serializers.DateTimeField):
+                    # Steward never activates a per-request time zone, so times are written
+                    # in TIME_ZONE without looking up the current zone for every value.
+                    field.timezone = timezone.get_default_timezone()
                 represent = None if as_is else field.to_representation
                 plan.append((name, field.source_attrs[0], UNCHANGED.get(type(field)), represent))
             cls._read_plan = plan
