@@ -29,3 +29,11 @@ graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "10"))
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = _env("GUNICORN_ACCESS_LOG", None)  # "-" for stdout
 loglevel = _env("GUNICORN_LOG_LEVEL", "info")
+
+
+def post_worker_init(worker):
+    """The application is loaded by now: move its objects out of the garbage collector's
+    reach, so the full collections that requests trigger scan only what requests made."""
+    import gc
+
+    gc.freeze()

@@ -33,3 +33,14 @@ def test_docker_compose_web_uses_it():
     assert "gunicorn -c gunicorn.conf.py governance.wsgi:application" in " ".join(
         compose["services"]["web"]["command"].split()
     )
+
+
+def test_workers_freeze_the_loaded_application_out_of_the_collector():
+    import gc
+
+    conf = runpy.run_path(str(CONF))
+    try:
+        conf["post_worker_init"](None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
