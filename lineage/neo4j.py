@@ -13,11 +13,10 @@ edges after a commit (and removes those deleted since); `sync()` rebuilds everyt
 sweeps what the database no longer holds, without emptying the graph meanwhile.
 """
 
-import os
 import time
 from contextlib import contextmanager
 
-from django.conf import settings
+from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 from neomodel import (
     FloatProperty,
     IntegerProperty,
@@ -32,6 +31,7 @@ from neomodel import (
 from catalog.models import Table
 
 from .models import FieldLineageEdge, LineageEdge
+from .projection import bolt_url
 
 BATCH = 1000
 UPSTREAM, DOWNSTREAM = "upstream", "downstream"
@@ -41,12 +41,8 @@ class Neo4jNotConfigured(RuntimeError):
     """The projection was asked for while NEO4J_BOLT_URL is not set."""
 
 
-def bolt_url():
-    return getattr(settings, "NEO4J_BOLT_URL", "") or os.environ.get("NEO4J_BOLT_URL", "")
-
-
-def enabled():
-    return bool(bolt_url())
+# Failures worth trying again later: the server restarting, a lost session, a deadlock.
+RETRYABLE = (ServiceUnavailable, SessionExpired, TransientError)
 
 
 class Lineage(StructuredRel):

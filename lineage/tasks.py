@@ -9,43 +9,46 @@ retried with backoff and logged.
 
 import logging
 
+from celery.utils.time import get_exponential_backoff_interval
 from django.db import transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
-from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from governance.celery import app
 from governance.jobs import JobTask
 
-from . import neo4j
+from . import projection
 
 logger = logging.getLogger(__name__)
 MESSAGE_SIZE = 5000  # edge ids per message
 
 
-@app.task(
-    name="lineage.sync_neo4j",
-    acks_late=True,
-    autoretry_for=(ServiceUnavailable, SessionExpired, TransientError),
-    retry_backoff=10,
-    max_retries=5,
-)
-def sync_neo4j(edge_ids, table_ids=()):
-    """Refresh these edges (and remove these deleted tables) in the Neo4j projection."""
-    if not neo4j.enabled():
+@app.task(name="lineage.sync_neo4j", bind=True, acks_late=True, max_retries=5)
+def sync_neo4j(self, edge_ids, table_ids=()):
+    """Refresh these edges (and remove these deleted tables) in the Neo4j projection. While
+    the server is unavailable it is tried again, after 10 s, 20 s, 40 s... with jitter."""
+    if not projection.enabled():
         return None
-    return neo4j.sync(edge_ids=edge_ids, table_ids=table_ids)
+    from . import neo4j  # only where the projection is on (see lineage.projection)
+
+    try:
+        return neo4j.sync(edge_ids=edge_ids, table_ids=table_ids)
+    except neo4j.RETRYABLE as exc:
+        delay = get_exponential_backoff_interval(10, self.request.retries, 600, full_jitter=True)
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @app.task(base=JobTask, bind=True, name="lineage.rebuild_neo4j")
 def rebuild_neo4j(self, job):
     """Rebuild the whole projection; the counts become the job's result."""
+    from . import neo4j
+
     return neo4j.sync(progress=job.set_progress)
 
 
 def neo4j_sync_on_commit(edge_ids=(), table_ids=()):
     """Send sync_neo4j for these ids once the current transaction commits; nothing at all
     when NEO4J_BOLT_URL is not set."""
-    if not neo4j.enabled():
+    if not projection.enabled():
         return
     edge_ids = sorted({int(i) for i in edge_ids})
     table_ids = sorted({int(i) for i in table_ids})

@@ -228,6 +228,40 @@ def test_nothing_is_scheduled_without_the_url(
     assert tasks.sync_neo4j(edge_ids=[1]) is None
 
 
+def test_sync_tries_again_while_the_server_is_unavailable(world, fake, monkeypatch):
+    from neo4j.exceptions import ServiceUnavailable
+
+    (ab,) = inferred(spec(world["a"], world["b"]))
+    real_sync, attempts = neo4j.sync, []
+
+    def flaky_sync(**kwargs):
+        attempts.append(kwargs)
+        if len(attempts) < 3:
+            raise ServiceUnavailable("server restarting")
+        return real_sync(**kwargs)
+
+    monkeypatch.setattr(neo4j, "sync", flaky_sync)
+    result = tasks.sync_neo4j.apply(kwargs={"edge_ids": [ab.pk]})  # retries run in place
+    assert result.successful()
+    assert len(attempts) == 3
+    assert fake.sent(neo4j.MERGE_EDGES)
+
+
+def test_sync_gives_up_after_five_retries(world, fake, monkeypatch):
+    from neo4j.exceptions import ServiceUnavailable
+
+    attempts = []
+
+    def down(**kwargs):
+        attempts.append(kwargs)
+        raise ServiceUnavailable("no server")
+
+    monkeypatch.setattr(neo4j, "sync", down)
+    result = tasks.sync_neo4j.apply(kwargs={"edge_ids": [1]})
+    assert result.failed() and isinstance(result.result, ServiceUnavailable)
+    assert len(attempts) == 6
+
+
 def test_command_needs_the_url(db, unset):
     with pytest.raises(CommandError, match="NEO4J_BOLT_URL is not set"):
         call_command("sync_lineage_neo4j")

@@ -1,25 +1,41 @@
 """Connectors to the databases Steward catalogs. Plain Python: no Django in here."""
 
-from .base import ConnectionSpec, Connector, ConnectorError, NetworkPolicy, TestResult, redact
-from .elasticsearch import ElasticsearchConnector
-from .metadata import ColumnMeta, ScanRules, TableMeta
-from .mongodb import MongoDBConnector
-from .mysql import MySQLConnector
-from .oracle import OracleConnector
-from .postgresql import PostgreSQLConnector
-from .sqlite import SQLiteConnector
+from collections.abc import Mapping
+from importlib import import_module
 
-KINDS: dict[str, type[Connector]] = {
-    cls.kind: cls
-    for cls in (
-        PostgreSQLConnector,
-        MySQLConnector,
-        OracleConnector,
-        SQLiteConnector,
-        MongoDBConnector,
-        ElasticsearchConnector,
-    )
-}
+from .base import ConnectionSpec, Connector, ConnectorError, NetworkPolicy, TestResult, redact
+from .metadata import ColumnMeta, ScanRules, TableMeta
+
+
+class _Kinds(Mapping):
+    """kind -> connector class. A connector's module, and the driver it imports, load the
+    first time its kind is used: a process that never meets an Elasticsearch, MongoDB or
+    Oracle source never pays for those drivers."""
+
+    CLASSES = {
+        "postgresql": "postgresql.PostgreSQLConnector",
+        "mysql": "mysql.MySQLConnector",
+        "oracle": "oracle.OracleConnector",
+        "sqlite": "sqlite.SQLiteConnector",
+        "mongodb": "mongodb.MongoDBConnector",
+        "elasticsearch": "elasticsearch.ElasticsearchConnector",
+    }
+
+    def __getitem__(self, kind) -> type[Connector]:
+        module, name = self.CLASSES[kind].split(".")
+        return getattr(import_module(f"{__name__}.{module}"), name)
+
+    def __contains__(self, kind):
+        return kind in self.CLASSES
+
+    def __iter__(self):
+        return iter(self.CLASSES)
+
+    def __len__(self):
+        return len(self.CLASSES)
+
+
+KINDS = _Kinds()
 
 __all__ = [
     "KINDS",

@@ -11,6 +11,8 @@ import secrets
 import socket
 import sqlite3
 import ssl
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -31,6 +33,7 @@ from sources.connectors import (
 from sources.connectors.guard import check_sqlite_path, resolve_host
 from sources.connectors.mongodb import MongoDBConnector
 from sources.connectors.mysql import MySQLConnector
+from sources.models import DataSource
 
 from .fakes import (
     AuthFailingMongoClient,
@@ -896,3 +899,29 @@ def test_elasticsearch_integration():
 )
 def test_oracle_integration():
     run_integration("oracle", "ORACLE_DSN")
+
+
+def test_every_kind_names_its_own_connector():
+    assert sorted(KINDS) == sorted(DataSource.Kind.values)
+    for kind in KINDS:
+        assert KINDS[kind].kind == kind
+    assert "db2" not in KINDS and KINDS.get("db2") is None
+
+
+def test_a_new_process_loads_no_driver_until_a_source_of_its_kind_needs_it():
+    """Django, every app and the URLs load without the MongoDB, Elasticsearch, Oracle and
+    Neo4j drivers; asking for a kind's connector loads its driver."""
+    drivers = ("pymongo", "elasticsearch", "oracledb", "neo4j")
+    code = (
+        "import sys, django; django.setup()\n"
+        "from django.urls import get_resolver; get_resolver().url_patterns\n"
+        f"print(sorted(m for m in {drivers!r} if m in sys.modules))\n"
+        "from sources.connectors import KINDS; KINDS['mongodb']\n"
+        f"print(sorted(m for m in {drivers!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "governance.settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "['pymongo']"]

@@ -3,7 +3,7 @@ from tqdm import tqdm
 
 from governance import jobs
 
-from ... import neo4j
+from ... import projection
 from ...tasks import rebuild_neo4j
 
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
-        if not neo4j.enabled():
+        if not projection.enabled():
             raise CommandError("NEO4J_BOLT_URL is not set: there is no Neo4j projection to build")
         with tqdm(
             total=100,
