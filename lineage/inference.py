@@ -19,7 +19,7 @@ from governance.permissions import can
 
 from . import sql as sqllineage
 from .models import LineageEvidence, Origin
-from .services import EdgeSpec, Evidence, record_edges
+from .services import EdgeSpec, Evidence, record_edges, retire_view_evidence
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,16 @@ def infer_views(source, views):
     A definition that cannot be read is counted and logged, never raised: a scan must not
     fail because of one view."""
     dialect = sqllineage.SOURCE_DIALECTS.get(source.kind)
-    counts = {"lineage_edges": 0, "lineage_field_edges": 0, "lineage_errors": 0}
+    counts = dict.fromkeys(
+        (
+            "lineage_edges",
+            "lineage_field_edges",
+            "lineage_errors",
+            "lineage_edges_retired",
+            "lineage_edges_reopened",
+        ),
+        0,
+    )
     views = [v for v in views if v.view_definition and v.kind in VIEW_KINDS]
     if dialect is None or not views:
         return counts
@@ -289,7 +298,7 @@ def infer_views(source, views):
     }
     catalog.load_fields([*resolved_names.values(), *(v for v, _, _ in parsed)])
 
-    specs = []
+    specs, read_now = [], {}
     for view, statements, view_names in parsed:
         resolved = {n: resolved_names[n] for n in view_names if n in resolved_names}
         target = exp.table_(view.name, db=view.schema or None, quoted=True)
@@ -312,12 +321,18 @@ def infer_views(source, views):
             snippet=view.view_definition[:SNIPPET_CHARS],
             view=view,
         )
-        specs.extend(
+        view_specs = [
             s for s in _specs(lineage, resolved, catalog, evidence) if s.downstream.pk in view_ids
-        )
-    _, recorded = record_edges(specs, origin=Origin.INFERRED)
+        ]
+        specs.extend(view_specs)
+        read_now[view.pk] = (evidence, {s.upstream.pk for s in view_specs})
+    with transaction.atomic():
+        deleted, reopened = retire_view_evidence(read_now)
+        _, recorded = record_edges(specs, origin=Origin.INFERRED)
     counts["lineage_edges"] = recorded["edges_created"]
     counts["lineage_field_edges"] = recorded["field_edges_created"]
+    counts["lineage_edges_retired"] = deleted
+    counts["lineage_edges_reopened"] = reopened
     return counts
 
 

@@ -1,5 +1,6 @@
 """The one way lineage is written: record_edges() for manual edges, SQL inference and
-OpenLineage alike, and decide() for a steward's approval or rejection.
+OpenLineage alike, decide() for a steward's approval or rejection, and
+retire_view_evidence() when a redefined view no longer reads a table.
 
 Callers run inside their own transaction (a scan, an API request, an OpenLineage event),
 so the edges exist exactly when what produced them was committed.
@@ -8,6 +9,7 @@ so the edges exist exactly when what produced them was committed.
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from governance import changelog
@@ -169,3 +171,52 @@ def decide(edges, *, status, user):
             edge.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
         neo4j_sync_on_commit([edge.pk for edge in edges])
     return edges
+
+
+def retire_view_evidence(views):
+    """Before recording what views' definitions read now: `views` maps each view whose
+    definition was just read to (its Evidence now, the ids of the tables it reads now).
+
+    Evidence a view gave for a table it no longer reads is removed; the rest is brought up to
+    the current definition. An edge left without any evidence was only ever that view's:
+    it is deleted while pending, goes back to pending if a steward had approved it (to decide
+    again on lineage no definition shows any more), and stays if rejected, so that inference
+    still never reopens it. Returns (edges deleted, edges reopened)."""
+    by_key = {str(view_id): value for view_id, value in views.items()}
+    rows = LineageEvidence.objects.filter(
+        kind=LineageEvidence.Kind.VIEW,
+        key__in=by_key,
+        edge__downstream_id__in=list(views),
+    ).values_list("pk", "key", "sql_hash", "edge_id", "edge__upstream_id")
+    stale, outdated, touched = [], {}, set()
+    for pk, key, sql_hash, edge_id, upstream_id in rows:
+        evidence, upstream_ids = by_key[key]
+        if upstream_id not in upstream_ids:
+            stale.append(pk)
+            touched.add(edge_id)
+        elif sql_hash != evidence.sql_hash:
+            outdated.setdefault(key, []).append(pk)
+    for key, pks in outdated.items():
+        evidence = by_key[key][0]
+        LineageEvidence.objects.filter(pk__in=pks).update(
+            sql_hash=evidence.sql_hash, snippet=evidence.snippet
+        )
+    if not stale:
+        return 0, 0
+    LineageEvidence.objects.filter(pk__in=stale).delete()
+    orphans = (
+        LineageEdge.objects.filter(pk__in=touched)
+        .annotate(evidence_count=Count("evidence"))
+        .filter(evidence_count=0)
+    )
+    deleted = reopened = 0
+    for edge in orphans:
+        if edge.status == Status.PENDING:
+            edge.delete()
+            deleted += 1
+        elif edge.status == Status.APPROVED:
+            edge.status, edge.decided_by, edge.decided_at = Status.PENDING, None, None
+            edge.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+            neo4j_sync_on_commit([edge.pk])
+            reopened += 1
+    return deleted, reopened

@@ -186,11 +186,98 @@ def test_an_unreadable_view_is_counted_not_raised(world, caplog):
     )
     bad = make_table(world["shop"], "broken", kind="view", view_definition="SELECT FROM (")
     counts = inference.infer_views(world["shop"], [good, bad])
-    assert counts == {"lineage_edges": 1, "lineage_field_edges": 2, "lineage_errors": 1}
+    assert counts == {
+        "lineage_edges": 1,
+        "lineage_field_edges": 2,
+        "lineage_errors": 1,
+        "lineage_edges_retired": 0,
+        "lineage_edges_reopened": 0,
+    }
     assert "shop.main.broken" in caplog.text
     edge = LineageEdge.objects.get()
     assert (edge.upstream, edge.downstream) == (world["orders"], good)
     assert edge.evidence.get().kind == "view" and edge.evidence.get().view == good
+
+
+def test_a_redefined_view_retires_what_it_no_longer_reads(world):
+    steward = make_user("stella")
+    make_table(world["shop"], "staff")
+    view = make_table(
+        world["shop"],
+        "summary",
+        kind="view",
+        view_definition="SELECT o.id, c.amount, s.id AS staff FROM orders o "
+        "JOIN customers c ON c.id = o.id JOIN staff s ON s.id = o.id",
+    )
+    inference.infer_views(world["shop"], [view])
+    edges = {e.upstream.name: e for e in LineageEdge.objects.filter(downstream=view)}
+    assert set(edges) == {"orders", "customers", "staff"}
+    services.decide([edges["customers"]], status=Status.APPROVED, user=steward)
+    services.decide([edges["staff"]], status=Status.REJECTED, user=steward)
+    # orders -> summary is also asserted by a steward: it keeps that evidence.
+    services.record_edges(
+        [
+            services.EdgeSpec(
+                world["orders"],
+                view,
+                services.Evidence(kind=LineageEvidence.Kind.MANUAL, key=str(steward.pk)),
+            )
+        ],
+        origin=Origin.MANUAL,
+        user=steward,
+    )
+
+    view.view_definition = "SELECT r.id, r.amount FROM report r"
+    view.save()
+    counts = inference.infer_views(world["shop"], [view])
+
+    assert (counts["lineage_edges_retired"], counts["lineage_edges_reopened"]) == (0, 1)
+    assert {(up, st) for up, _, _, st in pairs()} == {
+        ("orders", "approved"),  # the steward's own assertion stands
+        ("customers", "pending"),  # approved from a definition that no longer reads it
+        ("staff", "rejected"),  # stays rejected: inference never reopens it
+        ("report", "pending"),  # what the view reads now
+    }
+    orders = LineageEdge.objects.get(upstream=world["orders"], downstream=view)
+    assert list(orders.evidence.values_list("kind", flat=True)) == ["manual"]
+    customers = LineageEdge.objects.get(upstream=world["customers"], downstream=view)
+    assert (customers.decided_by, customers.evidence.count()) == (None, 0)
+    report = LineageEdge.objects.get(upstream=world["report"], downstream=view)
+    assert report.evidence.get().snippet.startswith("SELECT r.id")
+
+    # Read again with a new definition that still reads report: the edge stays, its
+    # evidence shows the definition as it is now, and a pending edge it drops is deleted.
+    view.view_definition = "SELECT o.id, r.amount FROM report r JOIN orders o ON o.id = r.id"
+    view.save()
+    inference.infer_views(world["shop"], [view])
+    report.refresh_from_db()
+    assert report.evidence.get().snippet.startswith("SELECT o.id, r.amount")
+    view.view_definition = "SELECT o.id, o.amount FROM orders o"
+    view.save()
+    counts = inference.infer_views(world["shop"], [view])
+    assert counts["lineage_edges_retired"] == 1
+    assert not LineageEdge.objects.filter(upstream=world["report"], downstream=view).exists()
+
+
+def test_a_rescan_after_a_view_changes_retires_its_old_lineage(db, tmp_path):
+    path = tmp_path / "sources" / "shop.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE orders (id integer PRIMARY KEY, total real);
+        CREATE TABLE refunds (id integer PRIMARY KEY, total real);
+        CREATE VIEW money AS SELECT id, total FROM orders;
+    """)
+    db.commit()
+    source = DataSource.objects.create(name="file", kind="sqlite", database="shop.sqlite3")
+    source_scan(source=source)
+    assert {(up, down) for up, down, _, _ in pairs()} == {("orders", "money")}
+    db.executescript("DROP VIEW money; CREATE VIEW money AS SELECT id, total FROM refunds;")
+    db.commit()
+    db.close()
+    counts = source_scan(source=source)
+    assert counts["lineage_edges_retired"] == 1
+    assert {(up, down) for up, down, _, _ in pairs()} == {("refunds", "money")}
+    assert field_pairs() == {("refunds.id", "money.id"), ("refunds.total", "money.total")}
 
 
 # --- real scans ---------------------------------------------------------------------------
