@@ -1,13 +1,17 @@
-"""A source's cron schedule lives on the source (sources cannot import the catalog); the
-catalog keeps the beat entry that runs its scans in step with it."""
+"""A source's cron schedule and name live on the source (sources cannot import the catalog);
+the catalog keeps the beat entry that runs its scans, and its tables' names, in step."""
 
 import json
 
+from django.db.models import Case, CharField, Value, When
+from django.db.models.functions import Concat
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from sources.models import DataSource, cron_fields
+
+from .models import Table
 
 # Sent inside a scan's transaction once the catalog is applied, with the tables whose view
 # definition is new or changed; lineage infers edges from them. A receiver may return a dict
@@ -50,3 +54,15 @@ def _sync_schedule(sender, instance, raw=False, **kwargs):
 @receiver(post_delete, sender=DataSource)
 def _drop_schedule(sender, instance, **kwargs):
     PeriodicTask.objects.filter(name=task_name(instance)).delete()
+
+
+@receiver(post_save, sender=DataSource)
+def _rename_tables(sender, instance, raw=False, update_fields=None, **kwargs):
+    """A table's fully qualified name starts with its source's name (Table.make_fqn), so a
+    renamed source renames its tables, in one statement. Otherwise a new source given the
+    old name could not catalog a table of the same schema and name."""
+    if raw or (update_fields is not None and "name" not in update_fields):
+        return
+    schema = Case(When(schema="", then=Value("")), default=Concat("schema", Value(".")))
+    fqn = Concat(Value(f"{instance.name}."), schema, "name", output_field=CharField())
+    Table.objects.filter(source=instance).exclude(fqn=fqn).update(fqn=fqn)

@@ -165,3 +165,18 @@ def test_search_ranks_names_and_respects_permissions(scanned):
     assert client.get("/api/v1/catalog/search").status_code == 400
     filtered = admin.get(f"/api/v1/catalog/search?q=salar&source={source.pk}").json()
     assert filtered["count"] == 0
+
+
+def test_renaming_a_source_renames_its_tables(db):
+    old = DataSource.objects.create(name="crm", kind="sqlite", database="crm.db")
+    users = Table.objects.create(source=old, schema="main", name="users")
+    index = Table.objects.create(source=old, schema="", name="events")
+    manual = Table.objects.create(source=None, schema="crm", name="users")
+    old.name = "crm-2019"
+    old.save()
+    assert Table.objects.get(pk=users.pk).fqn == "crm-2019.main.users"
+    assert Table.objects.get(pk=index.pk).fqn == "crm-2019.events"
+    assert Table.objects.get(pk=manual.pk).fqn == "manual.crm.users"
+    # The old name is free again: a new source of that name catalogs the same table.
+    new = DataSource.objects.create(name="crm", kind="sqlite", database="crm2.db")
+    assert Table.objects.create(source=new, schema="main", name="users").fqn == "crm.main.users"
