@@ -147,38 +147,18 @@ def record(instance, action):
         after, after_secrets = _snapshot(type(instance), values), _secrets(type(instance), values)
     if action == ChangeLogEntry.Action.UPDATE and before is None:
         action = ChangeLogEntry.Action.CREATE
-    changed = sorted(
-        key
-        for key in set(before or {}) | set(after or {})
-        if (before or {}).get(key) != (after or {}).get(key)
-    )
-    changed += sorted(
-        key
-        for key in set(before_secrets) | set(after_secrets)
-        if before_secrets.get(key) != after_secrets.get(key) and key not in changed
-    )
+    changed = _changed(before, after)
+    changed += [key for key in _changed(before_secrets, after_secrets) if key not in changed]
     if action == ChangeLogEntry.Action.UPDATE and not changed:
         return None
-    actor = context.current()
-    user = actor.get_user()
     content_type = ContentType.objects.get_for_model(type(instance))
     with transaction.atomic():
         last = ChangeLogEntry.objects.filter(
             content_type=content_type, object_id=instance.pk
         ).aggregate(v=Max("version"))["v"]
-        entry = ChangeLogEntry.objects.create(
-            user=user,
-            user_name=user.get_username() if user else "",
-            request_id=actor.request_id,
-            action=action,
-            content_type=content_type,
-            object_id=instance.pk,
-            object_repr=str(instance)[:200],
-            version=(last or 0) + 1,
-            before=before,
-            after=after,
-            changed=changed,
-        )
+        entry = _entry(context.current(), content_type, instance, action, (last or 0) + 1)
+        entry.before, entry.after, entry.changed = before, after, changed
+        entry.save()
     if action != ChangeLogEntry.Action.DELETE:
         remember(instance)
     return entry
@@ -224,7 +204,6 @@ def record_many(model, changes):
     if not changes:
         return []
     actor = context.current()
-    user = actor.get_user()
     content_type = ContentType.objects.get_for_model(model)
     ids = [instance.pk for instance, _, _ in changes]
     last = dict(
@@ -235,28 +214,31 @@ def record_many(model, changes):
     )
     entries = []
     for instance, action, before in changes:
+        entry = _entry(actor, content_type, instance, action, last.get(instance.pk, 0) + 1)
         after = None if action == ChangeLogEntry.Action.DELETE else snapshot(instance)
-        changed = sorted(
-            k
-            for k in set(before or {}) | set(after or {})
-            if (before or {}).get(k) != (after or {}).get(k)
-        )
-        entries.append(
-            ChangeLogEntry(
-                user=user,
-                user_name=user.get_username() if user else "",
-                request_id=actor.request_id,
-                action=action,
-                content_type=content_type,
-                object_id=instance.pk,
-                object_repr=str(instance)[:200],
-                version=last.get(instance.pk, 0) + 1,
-                before=before,
-                after=after,
-                changed=changed,
-            )
-        )
+        entry.before, entry.after, entry.changed = before, after, _changed(before, after)
+        entries.append(entry)
     return insert_objects(entries)
+
+
+def _changed(before, after):
+    """The keys whose values differ between two snapshots (either may be None)."""
+    before, after = before or {}, after or {}
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+def _entry(actor, content_type, instance, action, version):
+    user = actor.get_user()
+    return ChangeLogEntry(
+        user=user,
+        user_name=user.get_username() if user else "",
+        request_id=actor.request_id,
+        action=action,
+        content_type=content_type,
+        object_id=instance.pk,
+        object_repr=str(instance)[:200],
+        version=version,
+    )
 
 
 # --- bulk writes ---------------------------------------------------------------------------
