@@ -9,12 +9,16 @@ A dataset is matched to a scanned table when its namespace names a source, eithe
 LineageNamespace row or by the OpenLineage naming conventions (postgres://host:port with
 database.schema.table, mysql://host:port with database.table, oracle://host:port with
 service.schema.table, mongodb://host:port with database.collection, elasticsearch://host:port
-with the index, sqlite:<file> with the table). Any other dataset becomes an external table
-(no source, kind "external", schema = namespace, name = dataset name).
+with the index, sqlite:<file> with the table). A dataset of such a source that the catalog
+does not hold yet (a pipeline's new table, an event that comes before the first scan) is
+created under that source, where the next scan finds it and fills it in. Any other dataset
+becomes an external table (no source, kind "external", schema = namespace, name = dataset
+name).
 
 Rights: posting lineage needs the global "add lineage edge" permission (the Steward and Admin
 roles); each output table needs change, each input table view (change when fields would be
-added to it); a new external table needs the global "add table" permission.
+added to it); a new table under a source needs change on the source, and a new external
+table the global "add table" permission.
 """
 
 import datetime
@@ -33,6 +37,7 @@ from django.utils.dateparse import parse_datetime
 from catalog.models import Field, Table
 from governance import changelog
 from governance.models import ChangeLogEntry
+from governance.permissions import can
 from governance.services import grant_creator_many
 from sources.connectors import KINDS
 from sources.connectors.metadata import normalize_type
@@ -375,6 +380,21 @@ class DatasetResolver:
     def resolve(self, ref):
         return self.cache[ref]
 
+    def home(self, ref):
+        """Where a dataset the catalog does not hold belongs: (source, schema, name) when
+        its namespace names exactly one source whose naming gives the table, else None."""
+        homes = [
+            (source, keys[0])
+            for source in self.sources_for(ref.namespace)
+            if (keys := table_keys(source, ref.name))
+        ]
+        if len(homes) != 1:
+            return None
+        source, (schema, name) = homes[0]
+        if source.kind == DataSource.Kind.ORACLE:  # as Oracle keeps unquoted names
+            schema, name = schema.upper(), name.upper()
+        return source, schema, name
+
     def _candidates(self, ref):
         """(source id, schema, name) keys in the order they are tried."""
         keys = []
@@ -492,10 +512,13 @@ def family(namespace):
 
 @dataclass
 class Plan:
-    """What a batch touches: each dataset's table (or None: to be created), the fields each
-    external table gains, and the role each dataset plays."""
+    """What a batch touches: each dataset's table (or None: to be created, under its source
+    when it has a home), the fields each new or external table gains, and the role each
+    dataset plays."""
 
     tables: dict = field(default_factory=dict)  # DatasetRef -> Table | None
+    # DatasetRef -> (source, schema, name) for new tables of a known source
+    homes: dict = field(default_factory=dict)
     new_fields: dict = field(default_factory=lambda: defaultdict(dict))  # ref -> {name: SF}
     outputs: set = field(default_factory=set)
     descriptions: dict = field(default_factory=dict)
@@ -536,6 +559,8 @@ def _plan(events):
     for dataset, is_output in datasets:
         if dataset.ref not in plan.tables:
             plan.tables[dataset.ref] = resolver.resolve(dataset.ref)
+            if plan.tables[dataset.ref] is None and (home := resolver.home(dataset.ref)):
+                plan.homes[dataset.ref] = home
         if is_output:
             plan.outputs.add(dataset.ref)
     named = list(_named_fields(datasets))
@@ -568,8 +593,12 @@ def _check(user, plan):
     if not user.is_superuser and not user.has_perm("lineage.add_lineageedge"):
         raise Denied("recording lineage needs the permission to add lineage edges (Steward role)")
     refused = set()
-    if None in plan.tables.values() and not user.has_perm("catalog.add_table"):
-        refused.update(ref for ref, table in plan.tables.items() if table is None)
+    new = [ref for ref, table in plan.tables.items() if table is None]
+    if any(ref not in plan.homes for ref in new) and not user.has_perm("catalog.add_table"):
+        refused.update(ref for ref in new if ref not in plan.homes)
+    sources = {source.pk: source for source, _, _ in plan.homes.values()}
+    changeable = {pk for pk, source in sources.items() if can(user, "change", source)}
+    refused.update(ref for ref, home in plan.homes.items() if home[0].pk not in changeable)
     needs = defaultdict(dict)  # action -> {table pk: ref}
     for ref, table in plan.tables.items():
         if table is not None:
@@ -604,24 +633,37 @@ def _allowed(user, needs):
     return allowed
 
 
+NEW_TABLE_KINDS = {
+    DataSource.Kind.MONGODB: Table.Kind.COLLECTION,
+    DataSource.Kind.ELASTICSEARCH: Table.Kind.INDEX,
+}
+
+
 def _create_tables(plan, user, now):
     new = {}  # by fqn: ("a.b", "c") and ("a", "b.c") name one external table
     for ref, table in plan.tables.items():
-        if table is None and external_fqn(ref) in new:
-            plan.tables[ref] = new[external_fqn(ref)]
-        elif table is None:
-            table = Table(
-                source=None,
-                schema=ref.namespace,
-                name=ref.name,
-                kind=Table.Kind.EXTERNAL,
-                fqn=external_fqn(ref),
+        if table is not None:
+            continue
+        if ref in plan.homes:
+            source, schema, name = plan.homes[ref]
+            kind = NEW_TABLE_KINDS.get(source.kind, Table.Kind.TABLE)
+            fqn = Table.make_fqn(source.name, schema, name)
+        else:
+            source, schema, name, kind = None, ref.namespace, ref.name, Table.Kind.EXTERNAL
+            fqn = external_fqn(ref)
+        if fqn not in new:
+            new[fqn] = Table(
+                source=source,
+                schema=schema,
+                name=name,
+                kind=kind,
+                fqn=fqn,
                 first_seen=now,
                 owner=user,
                 description=plan.descriptions.get(ref, ""),
                 properties={"openlineage": {"namespace": ref.namespace, "name": ref.name}},
             )
-            plan.tables[ref] = new[table.fqn] = table
+        plan.tables[ref] = new[fqn]
     new = list(new.values())
     Table.objects.bulk_create(new)
     changelog.record_many(Table, [(t, ChangeLogEntry.Action.CREATE, None) for t in new])

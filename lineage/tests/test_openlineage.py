@@ -4,6 +4,8 @@ events and refused ones (nothing written), batches, DatasetEvents and JobEvents.
 
 import gzip
 import json
+import os
+import sqlite3
 import uuid
 
 import pytest
@@ -17,6 +19,7 @@ from requests import HTTPError
 from rest_framework.authtoken.models import Token
 
 from catalog.models import Field, Table
+from catalog.services import source_scan
 from governance.models import AccessLogEntry, ChangeLogEntry
 from governance.services import grant
 from governance.testing import client_for, make_user
@@ -587,6 +590,67 @@ def test_other_database_on_the_same_server_is_not_the_source(shop, steward):
     body = event(inputs=[dataset(PG, "billing.public.orders")])
     assert post(client_for(steward), body).status_code == 201
     assert Table.objects.filter(fqn=f"manual.{PG}.billing.public.orders").exists()
+
+
+def test_a_dataset_of_a_known_source_not_yet_scanned_is_created_under_it(settings, steward):
+    """A pipeline writes a new table into a registered SQLite file before any scan: the
+    table is created under the source, and the scan that follows fills in the same row
+    rather than cataloguing a second one."""
+    path = os.path.join(settings.SOURCE_SQLITE_DIR, "shop.sqlite3")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (id integer PRIMARY KEY, total real, placed text)")
+    db.close()
+    source = DataSource.objects.create(name="shop-file", kind="sqlite", database="shop.sqlite3")
+    grant(source, steward, "steward")
+    namespace = f"sqlite:{path}"
+    body = event(
+        inputs=[dataset(LAKE, "raw/orders", fields=[("id", "BIGINT")])],
+        outputs=[
+            dataset(
+                namespace,
+                "orders",
+                fields=[("id", "INTEGER"), ("total", "REAL")],
+                lineage={"id": [(LAKE, "raw/orders", "id")]},
+            )
+        ],
+    )
+    response = post(client_for(steward), body)
+    assert response.status_code == 201, response.content
+    orders = Table.objects.get(source=source)
+    assert (orders.fqn, orders.kind, orders.schema) == ("shop-file.main.orders", "table", "main")
+    assert list(orders.fields.values_list("name", flat=True)) == ["id", "total"]
+    edge = LineageEdge.objects.get(downstream=orders)
+    assert edge.upstream.fqn == "manual.s3://lake.raw/orders"
+
+    counts = source_scan(source=source)
+    assert counts["tables_added"] == 0
+    assert Table.objects.get(source=source) == orders  # the same row, now scanned
+    assert list(orders.fields.order_by("position").values_list("name", flat=True)) == [
+        "id",
+        "total",
+        "placed",
+    ]
+    assert LineageEdge.objects.get(downstream=orders) == edge
+    assert edge.field_edges.get().downstream.name == "id"
+    # A later event names the scanned table; nothing new is created.
+    again = post(client_for(steward), {**body, "run": {"runId": str(uuid.uuid4())}})
+    assert again.json()["tables_created"] == 0
+
+
+def test_a_new_table_under_a_source_needs_change_on_that_source(shop, steward):
+    body = event(outputs=[dataset(PG, "shop.public.daily_revenue")])
+    grant(shop, steward, "viewer")  # may read orders, not add to the source
+    response = post(client_for(steward), body)
+    assert response.status_code == 403
+    assert response.json()["datasets"] == [f"{PG}/shop.public.daily_revenue"]
+    admin_of_tables = make_user("tables", perms=["lineage.add_lineageedge", "catalog.add_table"])
+    grant(shop, admin_of_tables, "viewer")
+    assert post(client_for(admin_of_tables), body).status_code == 403
+    assert not Table.objects.filter(name="daily_revenue").exists()
+    grant(shop, steward, "steward")
+    assert post(client_for(steward), body).status_code == 201
+    daily = Table.objects.get(name="daily_revenue")
+    assert (daily.source, daily.schema, daily.fqn) == (shop, "public", "shop.public.daily_revenue")
 
 
 def test_a_batch_of_events_is_one_transaction(shop, steward):
