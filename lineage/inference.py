@@ -264,6 +264,7 @@ def infer_views(source, views):
             "lineage_errors",
             "lineage_edges_retired",
             "lineage_edges_reopened",
+            "lineage_field_edges_retired",
         ),
         0,
     )
@@ -325,14 +326,17 @@ def infer_views(source, views):
             s for s in _specs(lineage, resolved, catalog, evidence) if s.downstream.pk in view_ids
         ]
         specs.extend(view_specs)
-        read_now[view.pk] = (evidence, {s.upstream.pk for s in view_specs})
+        read_now[view.pk] = (
+            evidence,
+            {s.upstream.pk: {(up.pk, down.pk) for up, down, _ in s.fields} for s in view_specs},
+        )
     with transaction.atomic():
-        deleted, reopened = retire_view_evidence(read_now)
+        retired = retire_view_evidence(read_now)
         _, recorded = record_edges(specs, origin=Origin.INFERRED)
     counts["lineage_edges"] = recorded["edges_created"]
     counts["lineage_field_edges"] = recorded["field_edges_created"]
-    counts["lineage_edges_retired"] = deleted
-    counts["lineage_edges_reopened"] = reopened
+    for key, value in retired.items():
+        counts[f"lineage_{key}"] = value
     return counts
 
 

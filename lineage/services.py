@@ -175,48 +175,76 @@ def decide(edges, *, status, user):
 
 def retire_view_evidence(views):
     """Before recording what views' definitions read now: `views` maps each view whose
-    definition was just read to (its Evidence now, the ids of the tables it reads now).
+    definition was just read to (its Evidence now, {id of each table it reads now: the
+    (upstream field id, view field id) pairs it gives}).
 
     Evidence a view gave for a table it no longer reads is removed; the rest is brought up to
     the current definition. An edge left without any evidence was only ever that view's:
     it is deleted while pending, goes back to pending if a steward had approved it (to decide
     again on lineage no definition shows any more), and stays if rejected, so that inference
-    still never reopens it. Returns (edges deleted, edges reopened)."""
+    still never reopens it. An edge whose only evidence is the redefined view also loses the
+    inferred field edges the new definition no longer gives. Returns counts."""
+    counts = dict.fromkeys(("edges_retired", "edges_reopened", "field_edges_retired"), 0)
     by_key = {str(view_id): value for view_id, value in views.items()}
     rows = LineageEvidence.objects.filter(
         kind=LineageEvidence.Kind.VIEW,
         key__in=by_key,
         edge__downstream_id__in=list(views),
     ).values_list("pk", "key", "sql_hash", "edge_id", "edge__upstream_id")
-    stale, outdated, touched = [], {}, set()
+    stale, outdated, touched, redefined = [], {}, set(), {}
     for pk, key, sql_hash, edge_id, upstream_id in rows:
-        evidence, upstream_ids = by_key[key]
-        if upstream_id not in upstream_ids:
+        evidence, reads = by_key[key]
+        if upstream_id not in reads:
             stale.append(pk)
             touched.add(edge_id)
         elif sql_hash != evidence.sql_hash:
             outdated.setdefault(key, []).append(pk)
+            redefined[edge_id] = reads[upstream_id]
     for key, pks in outdated.items():
         evidence = by_key[key][0]
         LineageEvidence.objects.filter(pk__in=pks).update(
             sql_hash=evidence.sql_hash, snippet=evidence.snippet
         )
+    counts["field_edges_retired"] = _retire_field_edges(redefined)
     if not stale:
-        return 0, 0
+        return counts
     LineageEvidence.objects.filter(pk__in=stale).delete()
     orphans = (
         LineageEdge.objects.filter(pk__in=touched)
         .annotate(evidence_count=Count("evidence"))
         .filter(evidence_count=0)
     )
-    deleted = reopened = 0
     for edge in orphans:
         if edge.status == Status.PENDING:
             edge.delete()
-            deleted += 1
+            counts["edges_retired"] += 1
         elif edge.status == Status.APPROVED:
             edge.status, edge.decided_by, edge.decided_at = Status.PENDING, None, None
             edge.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
             neo4j_sync_on_commit([edge.pk])
-            reopened += 1
-    return deleted, reopened
+            counts["edges_reopened"] += 1
+    return counts
+
+
+def _retire_field_edges(redefined):
+    """{edge id: the field pairs its redefined view gives now}: inferred field edges outside
+    those pairs go, on edges that have no other evidence to have come from."""
+    only_view = [
+        edge_id
+        for edge_id, n in LineageEvidence.objects.filter(edge_id__in=list(redefined))
+        .values("edge_id")
+        .annotate(n=Count("pk"))
+        .values_list("edge_id", "n")
+        if n == 1
+    ]
+    gone = [
+        pk
+        for pk, edge_id, up, down in FieldLineageEdge.objects.filter(
+            edge_id__in=only_view, origin=Origin.INFERRED
+        ).values_list("pk", "edge_id", "upstream_id", "downstream_id")
+        if (up, down) not in redefined[edge_id]
+    ]
+    if gone:
+        FieldLineageEdge.objects.filter(pk__in=gone).delete()
+        neo4j_sync_on_commit(only_view)
+    return len(gone)

@@ -192,6 +192,7 @@ def test_an_unreadable_view_is_counted_not_raised(world, caplog):
         "lineage_errors": 1,
         "lineage_edges_retired": 0,
         "lineage_edges_reopened": 0,
+        "lineage_field_edges_retired": 0,
     }
     assert "shop.main.broken" in caplog.text
     edge = LineageEdge.objects.get()
@@ -247,11 +248,21 @@ def test_a_redefined_view_retires_what_it_no_longer_reads(world):
 
     # Read again with a new definition that still reads report: the edge stays, its
     # evidence shows the definition as it is now, and a pending edge it drops is deleted.
+    def report_fields():
+        return {
+            (f.upstream.name, f.downstream.name)
+            for f in FieldLineageEdge.objects.filter(edge__upstream=world["report"])
+        }
+
+    assert report_fields() == {("id", "id"), ("amount", "amount")}
     view.view_definition = "SELECT o.id, r.amount FROM report r JOIN orders o ON o.id = r.id"
     view.save()
-    inference.infer_views(world["shop"], [view])
+    counts = inference.infer_views(world["shop"], [view])
     report.refresh_from_db()
     assert report.evidence.get().snippet.startswith("SELECT o.id, r.amount")
+    # Its id now comes from orders: report's field edge to it goes, amount's stays.
+    assert counts["lineage_field_edges_retired"] == 1
+    assert report_fields() == {("amount", "amount")}
     view.view_definition = "SELECT o.id, o.amount FROM orders o"
     view.save()
     counts = inference.infer_views(world["shop"], [view])

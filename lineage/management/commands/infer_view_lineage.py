@@ -59,7 +59,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{sum(map(len, by_source.values()))} views read: "
             f"{totals['lineage_edges']} new edges, {totals['lineage_field_edges']} new field "
-            f"edges, {totals['lineage_edges_retired']} edges retired and "
-            f"{totals['lineage_edges_reopened']} reopened because a definition no longer "
-            f"reads them, {totals['lineage_errors']} definitions that could not be read"
+            f"edges, {totals['lineage_edges_retired']} edges and "
+            f"{totals['lineage_field_edges_retired']} field edges retired and "
+            f"{totals['lineage_edges_reopened']} edges reopened because a definition no "
+            f"longer reads them, {totals['lineage_errors']} definitions that could not be read"
         )
