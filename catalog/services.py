@@ -21,7 +21,7 @@ from sources.services import network_policy
 
 from . import classification
 from .models import Classification, ClassifierRule, Field, SchemaVersion, Table, Tag, TagCategory
-from .signals import views_changed
+from .signals import tables_added, views_changed
 
 TRANSIENT = {"refused", "timeout", "dns"}
 TABLE_ATTRS = ("kind", "comment", "row_count", "size_bytes", "view_definition", "properties")
@@ -197,6 +197,8 @@ def catalog_apply(source, metas, samples=None, job=None):
         events.emit_many(
             "schema.changed", [(tables[pk], payload) for pk, payload in schema_changes]
         )
+    for _, response in tables_added.send(Table, source=source, tables=new_tables, job=job):
+        counts.update(response or {})
     views = [t for t in new_tables if t.view_definition] + redefined
     for _, response in views_changed.send(Table, source=source, tables=views, job=job):
         counts.update(response or {})

@@ -17,6 +17,9 @@ from .models import Table
 # definition is new or changed; lineage infers edges from them. A receiver may return a dict
 # of counts, which the scan adds to its own.
 views_changed = Signal()
+# Sent the same way with the tables the scan catalogued for the first time (fields included);
+# lineage gives them the lineage OpenLineage recorded for them before the scan.
+tables_added = Signal()
 
 
 def task_name(source):

@@ -44,7 +44,7 @@ from sources.connectors.metadata import normalize_type
 from sources.models import DataSource
 
 from .models import LineageEvidence, LineageJob, LineageNamespace, LineageRun, Origin
-from .services import EdgeSpec, Evidence, LineageError, record_edges
+from .services import EdgeSpec, Evidence, LineageError, merge_table, record_edges
 
 EVENT_TYPES = {choice.value for choice in LineageRun.State}
 TERMINAL = {"COMPLETE", "FAIL", "ABORT"}
@@ -505,6 +505,38 @@ def family(namespace):
     except ValueError:
         return ""
     return SCHEMES.get(scheme.lower(), "")
+
+
+def adopt_external_tables(sender, source, tables, **kwargs):
+    """catalog.signals.tables_added receiver: an external table that OpenLineage events made
+    for a dataset of this source before the source was scanned (or registered) is the same
+    table as one the scan has just catalogued: its lineage and runs move to the scanned
+    table (lineage.services.merge_table) and the external table goes."""
+    if not tables:
+        return {}
+    by_key = {(t.schema, t.name): t for t in tables}
+    schemes = [scheme for scheme, kind in SCHEMES.items() if kind == source.kind]
+    mapped = LineageNamespace.objects.filter(source=source).values_list("namespace", flat=True)
+    mapped = list(mapped)
+    lookup = Q(schema__in=mapped)
+    for scheme in schemes:
+        lookup |= Q(schema__istartswith=f"{scheme}:")
+    adopted = 0
+    external = Table.objects.filter(lookup, source=None, kind=Table.Kind.EXTERNAL)
+    for table in external.order_by("pk"):
+        dataset = table.properties.get("openlineage") or {}
+        namespace, name = dataset.get("namespace", ""), dataset.get("name", "")
+        if namespace not in mapped and not namespace_matches(namespace, source):
+            continue
+        for schema, table_name in table_keys(source, name):
+            found = by_key.get((schema, table_name)) or by_key.get(
+                (schema.upper(), table_name.upper())
+            )
+            if found is not None:
+                merge_table(table, found)
+                adopted += 1
+                break
+    return {"lineage_tables_adopted": adopted}
 
 
 # --- writing --------------------------------------------------------------------------------

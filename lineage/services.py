@@ -1,6 +1,7 @@
 """The one way lineage is written: record_edges() for manual edges, SQL inference and
-OpenLineage alike, decide() for a steward's approval or rejection, and
-retire_view_evidence() when a redefined view no longer reads a table.
+OpenLineage alike, decide() for a steward's approval or rejection,
+retire_view_evidence() when a redefined view no longer reads a table, and merge_table()
+when two catalog tables turn out to be one.
 
 Callers run inside their own transaction (a scan, an API request, an OpenLineage event),
 so the edges exist exactly when what produced them was committed.
@@ -9,13 +10,20 @@ so the edges exist exactly when what produced them was committed.
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from governance import changelog
 from governance.models import ChangeLogEntry
 
-from .models import FieldLineageEdge, LineageEdge, LineageEvidence, Origin, Status
+from .models import (
+    FieldLineageEdge,
+    LineageEdge,
+    LineageEvidence,
+    LineageRun,
+    Origin,
+    Status,
+)
 from .tasks import neo4j_sync_on_commit
 
 
@@ -248,3 +256,69 @@ def _retire_field_edges(redefined):
         FieldLineageEdge.objects.filter(pk__in=gone).delete()
         neo4j_sync_on_commit(only_view)
     return len(gone)
+
+
+def merge_table(old, new):
+    """`old` and `new` are one table (an external table OpenLineage made before a scan found
+    the real one): old's edges, field edges (matched to new's fields by name), evidence and
+    runs move to `new`, its description and tags too where new has none, and old goes.
+
+    Where new already has an edge with the same other end, the two become one: it gains the
+    evidence it lacks, and a steward's decision on either, if it had none. An edge between
+    the two tables, and a field edge whose field new does not have, go."""
+    fields = {f.name.lower(): f.pk for f in new.fields.all()}
+    field_map = {f.pk: fields.get(f.name.lower()) for f in old.fields.all()}
+    moved = []
+    for edge in LineageEdge.objects.filter(Q(upstream=old) | Q(downstream=old)):
+        up = new.pk if edge.upstream_id == old.pk else edge.upstream_id
+        down = new.pk if edge.downstream_id == old.pk else edge.downstream_id
+        if up == down:
+            edge.delete()
+            continue
+        keep = LineageEdge.objects.filter(upstream_id=up, downstream_id=down).first()
+        if keep is None:
+            edge.upstream_id, edge.downstream_id = up, down
+            edge.save(update_fields=["upstream", "downstream", "updated_at"])
+            keep = edge
+        elif keep.status == Status.PENDING and edge.status != Status.PENDING:
+            keep.status, keep.decided_by, keep.decided_at = (
+                edge.status,
+                edge.decided_by,
+                edge.decided_at,
+            )
+            keep.save(update_fields=["status", "decided_by", "decided_at", "updated_at"])
+        if keep is not edge:
+            known = set(keep.evidence.values_list("kind", "key"))
+            edge.evidence.exclude(
+                pk__in=[e.pk for e in edge.evidence.all() if (e.kind, e.key) in known]
+            ).update(edge=keep)
+        _move_field_edges(edge, keep, field_map)
+        if keep is not edge:
+            edge.delete()
+        moved.append(keep.pk)
+    for relation in (LineageRun.inputs, LineageRun.outputs):
+        through = relation.through
+        has_new = through.objects.filter(table_id=new.pk).values("lineagerun_id")
+        through.objects.filter(table_id=old.pk).exclude(lineagerun_id__in=has_new).update(
+            table_id=new.pk
+        )
+    if old.description and not new.description:
+        new.description = old.description
+        new.save(update_fields=["description", "updated_at"])
+    new.tags.add(*old.tags.all())
+    old.delete()
+    neo4j_sync_on_commit(moved)
+    return moved
+
+
+def _move_field_edges(edge, keep, field_map):
+    known = set(FieldLineageEdge.objects.filter(edge=keep).values_list("upstream", "downstream"))
+    for field_edge in FieldLineageEdge.objects.filter(edge=edge):
+        up = field_map.get(field_edge.upstream_id, field_edge.upstream_id)
+        down = field_map.get(field_edge.downstream_id, field_edge.downstream_id)
+        if up is None or down is None or up == down or (up, down) in known:
+            field_edge.delete()
+            continue
+        known.add((up, down))
+        field_edge.edge, field_edge.upstream_id, field_edge.downstream_id = keep, up, down
+        field_edge.save(update_fields=["edge", "upstream", "downstream"])

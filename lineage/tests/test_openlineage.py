@@ -31,6 +31,7 @@ from lineage.models import (
     LineageNamespace,
     LineageRun,
 )
+from lineage.services import EdgeSpec, Evidence, decide, merge_table, record_edges
 from sources.models import DataSource
 
 URL = "/api/v1/lineage/openlineage"
@@ -651,6 +652,83 @@ def test_a_new_table_under_a_source_needs_change_on_that_source(shop, steward):
     assert post(client_for(steward), body).status_code == 201
     daily = Table.objects.get(name="daily_revenue")
     assert (daily.source, daily.schema, daily.fqn) == (shop, "public", "shop.public.daily_revenue")
+
+
+def test_a_scan_takes_over_the_external_tables_made_before_the_source_existed(settings, steward):
+    """Events name a SQLite file no source points at yet: its tables are external. Once the
+    file is registered and scanned, the scanned tables carry that lineage and the external
+    ones are gone."""
+    path = os.path.join(settings.SOURCE_SQLITE_DIR, "crm.sqlite3")
+    namespace = f"sqlite:{path}"
+    body = event(
+        inputs=[dataset(namespace, "customers", fields=[("id", "INTEGER"), ("mail", "TEXT")])],
+        outputs=[
+            dataset(
+                LAKE,
+                "marts/contacts",
+                fields=[("customer_id", "BIGINT")],
+                lineage={"customer_id": [(namespace, "customers", "id")]},
+            )
+        ],
+    )
+    assert post(client_for(steward), body).status_code == 201
+    external = Table.objects.get(fqn=f"manual.{namespace}.customers")
+    contacts = Table.objects.get(fqn="manual.s3://lake.marts/contacts")
+    edge = LineageEdge.objects.get(upstream=external)
+    decide([edge], status="approved", user=steward)
+    run = LineageRun.objects.get()
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE customers (id integer PRIMARY KEY, email text)")
+    db.close()
+    source = DataSource.objects.create(name="crm", kind="sqlite", database="crm.sqlite3")
+    counts = source_scan(source=source)
+
+    assert counts["lineage_tables_adopted"] == 1
+    assert not Table.objects.filter(pk=external.pk).exists()
+    customers = Table.objects.get(source=source, name="customers")
+    edge.refresh_from_db()
+    assert (edge.upstream, edge.downstream, edge.status) == (customers, contacts, "approved")
+    field_edge = edge.field_edges.get()  # matched by name; "mail" has no scanned field
+    assert (field_edge.upstream.table, field_edge.upstream.name) == (customers, "id")
+    assert list(run.inputs.all()) == [customers]
+    assert edge.evidence.get().kind == "openlineage"
+    # The next event names the scanned table (which the pipeline's user may now read).
+    grant(source, steward, "viewer")
+    again = post(client_for(steward), {**body, "run": {"runId": str(uuid.uuid4())}})
+    assert again.json()["tables_created"] == 0
+    assert LineageEdge.objects.count() == 1
+
+
+def test_merging_two_tables_joins_their_edges_and_drops_the_one_between_them(shop, steward):
+    orders = Table.objects.get(source=shop)
+    twin = Table.objects.create(source=None, schema=PG, name="shop.public.orders", kind="external")
+    Field.objects.create(table=twin, name="AMOUNT", position=1)
+    report = Table.objects.create(source=shop, schema="public", name="report")
+    Field.objects.create(table=report, name="total", position=1)
+
+    def spec(up, down, key, fields=()):
+        evidence = Evidence(kind=LineageEvidence.Kind.SQL, key=key)
+        return EdgeSpec(up, down, evidence, list(fields))
+
+    (mine,) = record_edges([spec(orders, report, "a")], origin="inferred")[0]
+    total = report.fields.get()
+    (theirs,) = record_edges(
+        [spec(twin, report, "b", [(twin.fields.get(), total, "")])], origin="inferred"
+    )[0]
+    decide([theirs], status="rejected", user=steward)
+    record_edges([spec(twin, orders, "c")], origin="inferred")
+
+    merge_table(twin, orders)
+
+    assert not Table.objects.filter(pk=twin.pk).exists()
+    edge = LineageEdge.objects.get()  # twin -> orders is gone, twin -> report joined mine
+    assert edge.pk == mine.pk
+    assert edge.status == "rejected"  # the decision taken on either stands
+    assert sorted(edge.evidence.values_list("key", flat=True)) == ["a", "b"]
+    assert [(f.upstream.name, f.downstream.name) for f in edge.field_edges.all()] == [
+        ("amount", "total")
+    ]
 
 
 def test_a_batch_of_events_is_one_transaction(shop, steward):
