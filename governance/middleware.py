@@ -1,5 +1,6 @@
 import re
 
+import redis
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 
@@ -25,7 +26,8 @@ class RequestContextMiddleware:
 
 
 class ServiceUnavailableMiddleware:
-    """The metadata database going away is a 503 with Retry-After, not a 500."""
+    """The metadata database or Redis (the cache: throttles, cached roles) going away is a
+    503 with Retry-After naming the part, not a 500."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -34,12 +36,16 @@ class ServiceUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, OperationalError | InterfaceError):
+        if isinstance(exception, redis.ConnectionError | redis.TimeoutError):
+            component, detail = "cache", "The cache (Redis) is unavailable"
+        elif not isinstance(exception, OperationalError | InterfaceError):
             return None
-        if isinstance(exception, DatabaseError) and "locked" in str(exception).lower():
-            detail = "The metadata database is busy; try again shortly."
+        elif isinstance(exception, DatabaseError) and "locked" in str(exception).lower():
+            component, detail = "database", "The metadata database is busy"
         else:
-            detail = "The metadata database is unavailable; try again shortly."
-        response = JsonResponse({"detail": detail, "component": "database"}, status=503)
+            component, detail = "database", "The metadata database is unavailable"
+        response = JsonResponse(
+            {"detail": f"{detail}; try again shortly.", "component": component}, status=503
+        )
         response["Retry-After"] = "30"
         return response

@@ -94,6 +94,25 @@ def test_database_outage_is_a_503_with_retry_after(user):
     assert response.json()["component"] == "database"
 
 
+def test_cache_outage_is_a_503_naming_the_cache(user):
+    down = {
+        "default": {
+            "BACKEND": "governance.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
+    client = client_for(user)
+    with override_settings(CACHES=down):
+        response = client.get("/api/v1/jobs/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert response.json() == {
+        "detail": "The cache (Redis) is unavailable; try again shortly.",
+        "component": "cache",
+    }
+
+
 def test_health_reports_each_part(db, client):
     response = client.get("/health/")
     assert response.status_code == 200, response.content
