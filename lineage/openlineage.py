@@ -507,35 +507,39 @@ def family(namespace):
     return SCHEMES.get(scheme.lower(), "")
 
 
-def adopt_external_tables(sender, source, tables, **kwargs):
-    """catalog.signals.tables_added receiver: an external table that OpenLineage events made
-    for a dataset of this source before the source was scanned (or registered) is the same
-    table as one the scan has just catalogued: its lineage and runs move to the scanned
-    table (lineage.services.merge_table) and the external table goes."""
-    if not tables:
+def adopt_external_tables(sender, source, tables=None, **kwargs):
+    """An external table that OpenLineage events made for a dataset of this source before
+    the source was registered, scanned or mapped (LineageNamespace) is the same table as
+    the source's catalogued one: its lineage and runs move there (merge_table) and the
+    external table goes. `tables`: the tables to look among (a scan's new ones, as the
+    catalog.signals.tables_added receiver), or all of the source's. Returns counts."""
+    if tables is not None and not tables:
         return {}
-    by_key = {(t.schema, t.name): t for t in tables}
-    schemes = [scheme for scheme, kind in SCHEMES.items() if kind == source.kind]
     mapped = LineageNamespace.objects.filter(source=source).values_list("namespace", flat=True)
-    mapped = list(mapped)
+    mapped = set(mapped)
     lookup = Q(schema__in=mapped)
-    for scheme in schemes:
-        lookup |= Q(schema__istartswith=f"{scheme}:")
-    adopted = 0
-    external = Table.objects.filter(lookup, source=None, kind=Table.Kind.EXTERNAL)
-    for table in external.order_by("pk"):
+    for scheme, kind in SCHEMES.items():
+        if kind == source.kind:
+            lookup |= Q(schema__istartswith=f"{scheme}:")
+    candidates = []  # (external table, the (schema, name) keys it may have in the source)
+    for table in Table.objects.filter(lookup, source=None, kind=Table.Kind.EXTERNAL):
         dataset = table.properties.get("openlineage") or {}
-        namespace, name = dataset.get("namespace", ""), dataset.get("name", "")
-        if namespace not in mapped and not namespace_matches(namespace, source):
-            continue
-        for schema, table_name in table_keys(source, name):
-            found = by_key.get((schema, table_name)) or by_key.get(
-                (schema.upper(), table_name.upper())
-            )
-            if found is not None:
-                merge_table(table, found)
-                adopted += 1
-                break
+        namespace = dataset.get("namespace", "")
+        if namespace in mapped or namespace_matches(namespace, source):
+            keys = table_keys(source, dataset.get("name", ""))
+            candidates.append((table, keys + [(s.upper(), n.upper()) for s, n in keys]))
+    if not candidates:
+        return {"lineage_tables_adopted": 0}
+    if tables is None:
+        names = {name for _, keys in candidates for _, name in keys}
+        tables = Table.objects.filter(source=source, name__in=names)
+    by_key = {(t.schema, t.name): t for t in tables}
+    adopted = 0
+    for external, keys in sorted(candidates, key=lambda c: c[0].pk):
+        found = next((by_key[key] for key in keys if key in by_key), None)
+        if found is not None:
+            merge_table(external, found)
+            adopted += 1
     return {"lineage_tables_adopted": adopted}
 
 

@@ -586,6 +586,21 @@ def test_a_namespace_mapping_names_the_source(shop, steward):
     assert not Table.objects.filter(schema="postgres://pg-proxy:6432").exists()
 
 
+def test_mapping_a_namespace_later_brings_its_external_tables_into_the_source(shop, steward):
+    proxy = "postgres://pg-proxy:6432"
+    body = event(inputs=[dataset(proxy, "shop.public.orders"), dataset(proxy, "shop.public.gone")])
+    grant(shop, steward, "viewer")
+    assert post(client_for(steward), body).status_code == 201
+    external = Table.objects.get(fqn=f"manual.{proxy}.shop.public.orders")
+    assert LineageEdge.objects.filter(upstream=external).count() == 1
+    LineageNamespace.objects.create(namespace=proxy, source=shop)
+    orders = Table.objects.get(source=shop)
+    assert not Table.objects.filter(pk=external.pk).exists()
+    assert LineageEdge.objects.filter(upstream=orders).count() == 1
+    # A dataset the source does not hold stays external until a scan finds it.
+    assert Table.objects.filter(fqn=f"manual.{proxy}.shop.public.gone").exists()
+
+
 def test_other_database_on_the_same_server_is_not_the_source(shop, steward):
     grant(shop, steward, "viewer")  # the column lineage still reads shop.public.orders
     body = event(inputs=[dataset(PG, "billing.public.orders")])
