@@ -47,16 +47,33 @@ def rebuild_neo4j(self, job):
 
 def neo4j_sync_on_commit(edge_ids=(), table_ids=()):
     """Send sync_neo4j for these ids once the current transaction commits; nothing at all
-    when NEO4J_BOLT_URL is not set."""
+    when NEO4J_BOLT_URL is not set.
+
+    Ids gather per atomic block, sent together when it commits: deleting a table deletes
+    each of its edges one by one, and that is one message rather than one per edge. The
+    batch lives on the innermost block, so a savepoint rolled back drops its ids (and its
+    commit callback) together."""
     if not projection.enabled():
         return
-    edge_ids = sorted({int(i) for i in edge_ids})
-    table_ids = sorted({int(i) for i in table_ids})
-    if edge_ids or table_ids:
-        transaction.on_commit(lambda: _send(edge_ids, table_ids))
+    edge_ids = {int(i) for i in edge_ids}
+    table_ids = {int(i) for i in table_ids}
+    if not (edge_ids or table_ids):
+        return
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        _send(edge_ids, table_ids)
+        return
+    block = connection.atomic_blocks[-1]
+    batch = getattr(block, "neo4j_batch", None)
+    if batch is None:
+        batch = block.neo4j_batch = (set(), set())
+        transaction.on_commit(lambda: _send(*batch))
+    batch[0].update(edge_ids)
+    batch[1].update(table_ids)
 
 
 def _send(edge_ids, table_ids):
+    edge_ids, table_ids = sorted(edge_ids), sorted(table_ids)
     chunks = [edge_ids[i : i + MESSAGE_SIZE] for i in range(0, len(edge_ids), MESSAGE_SIZE)]
     for index, chunk in enumerate(chunks or [[]]):
         try:

@@ -9,6 +9,7 @@ import os
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 
 import lineage.signals  # noqa: F401  (the post_delete receivers, as the app connects them)
 from catalog.models import Field, Table
@@ -210,6 +211,35 @@ def test_sync_is_queued_with_ids_only(world, fake, monkeypatch, django_capture_o
         (ab,) = inferred(spec(world["a"], world["b"]))
     assert sent == [{"edge_ids": [ab.pk], "table_ids": []}]
     assert "secret" not in str(sent)
+
+
+def test_a_table_deleted_with_its_edges_is_one_message(
+    world, fake, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(tasks.sync_neo4j, "delay", lambda **kwargs: sent.append(kwargs))
+    ab, ac = inferred(spec(world["a"], world["b"]), spec(world["a"], world["c"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        a_id = world["a"].pk
+        world["a"].delete()  # takes both edges with it, each with its own post_delete
+    assert sent == [{"edge_ids": sorted([ab.pk, ac.pk]), "table_ids": [a_id]}]
+
+
+def test_ids_of_a_rolled_back_savepoint_are_not_sent(
+    world, fake, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(tasks.sync_neo4j, "delay", lambda **kwargs: sent.append(kwargs))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        tasks.neo4j_sync_on_commit(edge_ids=[1])
+        try:
+            with transaction.atomic():
+                tasks.neo4j_sync_on_commit(edge_ids=[2])
+                raise RuntimeError("undo")
+        except RuntimeError:
+            pass
+        tasks.neo4j_sync_on_commit(edge_ids=[3])
+    assert sent == [{"edge_ids": [1, 3], "table_ids": []}]
 
 
 def test_nothing_is_scheduled_without_the_url(
