@@ -346,6 +346,4 @@ def _warn(view, exc):
 
 def on_views_changed(sender, source, tables, job=None, **kwargs):
     """catalog.signals.views_changed receiver: infer lineage of new or redefined views."""
-    if not tables:
-        return {}
     return infer_views(source, tables)

@@ -514,7 +514,7 @@ def adopt_external_tables(sender, source, tables=None, **kwargs):
     external table goes. `tables`: the tables to look among (a scan's new ones, as the
     catalog.signals.tables_added receiver), or all of the source's. Returns counts."""
     if tables is not None and not tables:
-        return {}
+        return {"lineage_tables_adopted": 0}
     mapped = LineageNamespace.objects.filter(source=source).values_list("namespace", flat=True)
     mapped = set(mapped)
     lookup = Q(schema__in=mapped)
