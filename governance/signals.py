@@ -8,6 +8,7 @@ memberships are forgotten whenever roles, groups or memberships change.
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.contenttypes.models import ContentType
 from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_save
 from django.dispatch import receiver
 from guardian.models import GroupObjectPermission, UserObjectPermission
@@ -38,6 +39,22 @@ def _after_save(sender, instance, created, raw=False, **kwargs):
 def _after_delete(sender, instance, **kwargs):
     if _governed(sender):
         changelog.record(instance, ChangeLogEntry.Action.DELETE)
+        _forget_grants(instance)
+
+
+def _forget_grants(instance):
+    """Guardian's grant rows name their object by id only: a deleted object's grants go
+    with it, each access-logged as a revocation, so that no row outlives what it granted.
+    An object covered by its permission parent (a scanned table, a field) holds none."""
+    parent = getattr(type(instance), "permission_parent", None)
+    if parent and getattr(instance, type(instance)._meta.get_field(parent).attname) is not None:
+        return
+    content_type = ContentType.objects.get_for_model(type(instance))
+    for model in (UserObjectPermission, GroupObjectPermission):
+        rows = model.objects.filter(content_type=content_type, object_pk=str(instance.pk))
+        for row in rows.select_related("permission"):
+            row.content_object = instance  # the revocation names it, though it is gone
+            row.delete()
 
 
 @receiver(user_logged_in)
