@@ -242,6 +242,22 @@ def test_ids_of_a_rolled_back_savepoint_are_not_sent(
     assert sent == [{"edge_ids": [1, 3], "table_ids": []}]
 
 
+def test_a_renamed_source_resends_its_tables_edges(
+    world, fake, monkeypatch, django_capture_on_commit_callbacks
+):
+    (ab,) = inferred(spec(world["a"], world["b"]))
+    sent = []
+    monkeypatch.setattr(tasks.sync_neo4j, "delay", lambda **kwargs: sent.append(kwargs))
+    source = world["a"].source
+    with django_capture_on_commit_callbacks(execute=True):
+        source.name = "shop-2019"
+        source.save()
+    assert sent == [{"edge_ids": [ab.pk], "table_ids": []}]
+    tasks.sync_neo4j(**sent[0])
+    (row,) = [r for r in fake.sent(neo4j.UPSERT_TABLES)[-1]["rows"] if r["id"] == world["a"].pk]
+    assert row["fqn"] == "shop-2019.main.a"
+
+
 def test_nothing_is_scheduled_without_the_url(
     world, unset, monkeypatch, django_capture_on_commit_callbacks
 ):
