@@ -239,14 +239,6 @@ def run_child(action, fmt, path, mode="create"):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def migrate():
-    subprocess.run(
-        [sys.executable, str(benchlib.ROOT / "manage.py"), "migrate", "--verbosity", "0"],
-        check=True,
-        cwd=benchlib.ROOT,
-    )
-
-
 def generate_in_child(tables):
     command = [
         sys.executable,
@@ -275,7 +267,7 @@ def main():
     for tables in args.sizes:
         print(f"N={tables}: recreating {os.environ['DATABASE_URL']} and migrating ...", flush=True)
         benchlib.recreate_database(os.environ["DATABASE_URL"])
-        migrate()
+        benchlib.migrate()
         load_before = os.getloadavg()
         built = generate_in_child(tables)
         print(f"  generated {built}", flush=True)

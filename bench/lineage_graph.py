@@ -26,7 +26,6 @@ import io
 import itertools
 import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,14 +58,6 @@ def parse_args():
     if args.edges > args.tables * min(args.window, args.tables - 1) * 0.9:
         parser.error("too many edges for the tables and window")
     return args
-
-
-def migrate():
-    subprocess.run(
-        [sys.executable, str(benchlib.ROOT / "manage.py"), "migrate", "--verbosity", "0"],
-        check=True,
-        cwd=benchlib.ROOT,
-    )
 
 
 def graph_present(args):
@@ -250,7 +241,7 @@ def main():
     else:
         benchlib.ensure_database(database_url)
     print("Migrating ...", flush=True)
-    migrate()
+    benchlib.migrate()
     benchlib.setup_django()
     from catalog.models import Table
 

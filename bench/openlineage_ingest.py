@@ -49,16 +49,6 @@ def parse_args():
     return args
 
 
-def migrate():
-    import subprocess
-
-    subprocess.run(
-        [sys.executable, str(benchlib.ROOT / "manage.py"), "migrate", "--verbosity", "0"],
-        check=True,
-        cwd=benchlib.ROOT,
-    )
-
-
 def seed(tables):
     from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
@@ -226,7 +216,7 @@ def main():
     benchlib.configure_env(DEBUG="0", THROTTLE_USER="100000000/min")
     print(f"Recreating {os.environ['DATABASE_URL']} and migrating ...", flush=True)
     benchlib.recreate_database(os.environ["DATABASE_URL"])
-    migrate()
+    benchlib.migrate()
     benchlib.setup_django()
     result = run(args)
     result["machine"] = benchlib.machine_info()

@@ -518,14 +518,6 @@ def run_child(args, tables):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def migrate():
-    subprocess.run(
-        [sys.executable, str(benchlib.ROOT / "manage.py"), "migrate", "--verbosity", "0"],
-        check=True,
-        cwd=benchlib.ROOT,
-    )
-
-
 def print_report(results, args):
     sizes = [r for r in results.values() if "rescan" in r]
     benchlib.print_table(
@@ -639,7 +631,7 @@ def main():
             build = catalog_synth.build(tables)
         print(f"Recreating {database_url} and migrating ...", flush=True)
         db_name = benchlib.recreate_database(database_url)
-        migrate()
+        benchlib.migrate()
         load_before = os.getloadavg()
         try:
             outcome = run_child(args, tables)
