@@ -2,12 +2,16 @@
 deleting what is still used (409), text no database can store (400), and a form's `null`
 for a field that may not be null (400). Nothing is written in any of these cases."""
 
+import io
+import json
+import uuid
+
 import pytest
 from django.test import Client
 
 from catalog.models import Classification, ClassifierRule, Field, Table, Tag, TagCategory
 from governance.services import grant
-from governance.testing import client_for, make_user
+from governance.testing import PASSWORD, client_for, make_user
 from sources.models import DataSource
 
 TABLES = "/api/v1/catalog/tables/"
@@ -94,3 +98,106 @@ def test_deleting_a_tag_still_used_in_the_admin_is_refused_without_a_server_erro
     assert browser.get(url).status_code == 200
     assert browser.post(url, {"post": "yes"}).status_code in (200, 302)
     assert Tag.objects.filter(pk=world["tag"].pk).exists()
+
+
+# --- 11: text that no database can store ------------------------------------------------------
+
+
+def unchanged(world):
+    return (
+        Tag.objects.count(),
+        Table.objects.count(),
+        Table.objects.get(pk=world["customers"].pk).properties,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "name"),
+    [
+        # JSON: a top-level field, a related object's name, nested values and keys, a list.
+        ("post", TAGS, {"category": "Contact", "name": f"Ph{NUL}one"}, "name"),
+        ("post", TAGS, {"category": f"Con{NUL}tact", "name": "Phone"}, "category"),
+        ("patch", "{table}", {"properties": {"notes": ["ok", f"a{NUL}b"]}}, "/properties/notes/1"),
+        ("patch", "{table}", {"properties": {f"k{NUL}": 1}}, "/properties/k\x00"),
+        ("patch", "{table}", {"owner": f"stella{NUL}"}, "owner"),
+        ("post", "{table}fields/batch", [{"name": "ok"}, {"name": f"b{NUL}"}], "/1/name"),
+        ("post", TAGS, {"category": "Contact", "name": "\udc00"}, "name"),
+    ],
+)
+def test_json_bodies_are_checked_at_any_depth(world, method, path, body, name):
+    before = unchanged(world)
+    path = path.format(table=f"{TABLES}{world['customers'].pk}/")
+    client = client_for(world["steward"])
+    raw = json.dumps(body)  # "\udc00" is written as an unpaired escape, as a client may send it
+    response = getattr(client, method)(path, raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    expected = "Unpaired" if "\\udc00" in raw else "Null characters"
+    assert list(response.json()) == [name]
+    assert response.json()[name][0].startswith(expected)
+    assert unchanged(world) == before
+
+
+def test_form_and_multipart_fields_are_checked(world):
+    client = client_for(world["steward"])
+    before = unchanged(world)
+    form = client.post(
+        TAGS, "category=Contact&name=a%00", content_type="application/x-www-form-urlencoded"
+    )
+    assert form.status_code == 400
+    assert form.json() == {"name": ["Null characters are not allowed."]}
+    multipart = client.post(TAGS, {"category": f"Contact{NUL}", "name": "b"}, format="multipart")
+    assert multipart.json() == {"category": ["Null characters are not allowed."]}
+    upload = io.BytesIO(b'{"kind": "steward-catalog", "version": 1, "tables": []}')
+    upload.name = "catalog.json"
+    bulk = client.post(
+        "/api/v1/bulk/import", {"file": upload, "mode": f"create{NUL}"}, format="multipart"
+    )
+    assert bulk.status_code == 400
+    assert bulk.json() == {"mode": ["Null characters are not allowed."]}
+    assert unchanged(world) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        (f"{TABLES}?q=a%00", "q"),
+        (f"{TABLES}?owner=%00", "owner"),
+        (f"{TAGS}?category=%00", "category"),
+        ("/api/v1/catalog/search?q=%00", "q"),
+        (f"{TABLES}%00/", "path"),
+        ("/admin/catalog/table/?q=%00", "q"),
+    ],
+)
+def test_query_parameters_and_paths_are_checked(world, url, name):
+    client = client_for(world["steward"])
+    client.force_login(world["steward"])
+    response = client.get(url)
+    assert response.status_code == 400
+    assert response.json() == {name: ["Null characters are not allowed."]}
+
+
+def test_openlineage_events_are_checked_and_name_the_pointer(world):
+    steward = make_user("pipeline", roles=["Steward"])
+    event = {
+        "eventType": "COMPLETE",
+        "eventTime": "2026-11-22T03:00:00Z",
+        "run": {"runId": str(uuid.uuid4()), "facets": {}},
+        "job": {"namespace": "etl", "name": f"daily{NUL}", "facets": {}},
+        "inputs": [],
+        "outputs": [],
+        "producer": "https://example.com/pipeline",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    }
+    response = client_for(steward).post(
+        "/api/v1/lineage/openlineage", json.dumps(event), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Null characters are not allowed.", "pointer": "/job/name"}
+
+
+def test_token_login_with_a_null_character_is_400(world):
+    response = Client().post(
+        "/api/v1/auth/token/", {"username": f"stella{NUL}", "password": PASSWORD}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"username": ["Null characters are not allowed."]}

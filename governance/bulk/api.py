@@ -13,11 +13,11 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import accesslog
+from governance.api.parsers import FormParser, MultiPartParser
 from governance.api.serializers import JobRunSerializer
 from governance.models import AccessLogEntry
 
