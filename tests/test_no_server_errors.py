@@ -201,3 +201,34 @@ def test_token_login_with_a_null_character_is_400(world):
     )
     assert response.status_code == 400
     assert response.json() == {"username": ["Null characters are not allowed."]}
+
+
+# --- 12: a form's null for a field that may not be null ---------------------------------------
+
+
+def test_form_null_for_table_properties_is_400_as_in_json(world):
+    client = client_for(world["steward"])
+    for kind, body in (
+        ("json", {"name": "orders", "properties": None}),
+        ("multipart", {"name": "orders", "properties": "null"}),
+    ):
+        response = client.post(TABLES, body, format=kind)
+        assert response.status_code == 400, (kind, response.content)
+        assert response.json() == {"properties": ["This field may not be null."]}
+    form = client.post(
+        TABLES, "name=orders&properties=null", content_type="application/x-www-form-urlencoded"
+    )
+    assert form.json() == {"properties": ["This field may not be null."]}
+    url = f"{TABLES}{world['customers'].pk}/"
+    assert client.patch(url, {"properties": "null"}, format="multipart").status_code == 400
+    assert client.patch(url, {"properties": '{"a": 1}'}, format="multipart").status_code == 200
+    assert Table.objects.get(pk=world["customers"].pk).properties == {"a": 1}
+    assert not Table.objects.filter(name="orders").exists()
+
+
+def test_form_null_for_source_scan_rules_is_400(world):
+    client = client_for(world["steward"])
+    url = f"/api/v1/sources/{world['shop'].pk}/"
+    response = client.patch(url, {"scan_include_schemas": "null"}, format="multipart")
+    assert response.status_code == 400
+    assert response.json() == {"scan_include_schemas": ["This field may not be null."]}

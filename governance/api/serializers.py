@@ -1,6 +1,8 @@
+from django.db import models
 from rest_framework import serializers
 
 from ..models import AccessLogEntry, ChangeLogEntry, JobRun
+from .fields import JSONField
 
 
 class JobRunSerializer(serializers.ModelSerializer):
@@ -55,3 +57,12 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
         model = AccessLogEntry
         fields = ["id", "time", "action", "user_name", "ip_address", "request_id", "detail"]
         read_only_fields = fields
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    """The base of writable model serializers: model JSON fields get the JSONField above."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.JSONField: JSONField,
+    }
