@@ -244,7 +244,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "governance.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "governance.api.throttling.AnonRateThrottle",
         "governance.api.throttling.UserRateThrottle",
@@ -269,6 +269,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON (bulk import documents its multipart form).
+    # Form bodies are also read, by HTML form rules (an absent or "0" checkbox is false)
+    # that a JSON schema cannot state.
+    "PARSER_WHITELIST": ["governance.api.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "governance.models.JobRun.Status",
         "ClassificationStatusEnum": "catalog.models.Classification.Status",

@@ -6,7 +6,7 @@ from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from rest_framework import serializers
 
-from governance.api.fields import JSONField
+from governance.api.fields import JSONField, SlugRelatedField
 from governance.api.serializers import ModelSerializer
 from governance.crypto import MASK
 
@@ -44,7 +44,7 @@ class DataSourceSerializer(ModelSerializer):
         required=False, allow_blank=True, max_length=1024, trim_whitespace=False
     )
     options = JSONField(required=False)
-    owner = serializers.SlugRelatedField(
+    owner = SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
         required=False,
@@ -190,7 +190,7 @@ class ConnectionTestResultSerializer(serializers.Serializer):
 
 
 class ConnectionTestSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ConnectionTest
