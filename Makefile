@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format check-migrations bench clean
+.PHONY: run test lint format check-migrations fuzz bench clean
 
 run: $(VENV)/.installed
 	PYTHON=$(PY) ./scripts/run.sh
@@ -21,6 +21,9 @@ format: $(VENV)/.installed-dev
 
 check-migrations: $(VENV)/.installed
 	$(PY) manage.py makemigrations --check --dry-run
+
+fuzz: $(VENV)/.installed-dev
+	PYTHON=$(PY) ./scripts/fuzz_api.sh
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -5,6 +5,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 
 from . import context
+from .api.parsers import UNSTORABLE, field_errors, message
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -49,3 +50,19 @@ class ServiceUnavailableMiddleware:
         )
         response["Retry-After"] = "30"
         return response
+
+
+class UnstorableTextMiddleware:
+    """A path or query parameter that no database can store (NUL, unpaired surrogates) is a
+    400 naming it, before any view reads it; bodies are checked by the API's parsers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        errors = field_errors(request.GET.lists())
+        if UNSTORABLE.search(request.path):
+            errors = {"path": [message(request.path)]}
+        if errors:
+            return JsonResponse(errors, status=400)
+        return self.get_response(request)

@@ -110,6 +110,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "governance.middleware.RequestContextMiddleware",
+    "governance.middleware.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -232,13 +233,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "governance.api.parsers.JSONParser",
+        "governance.api.parsers.FormParser",
+        "governance.api.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "governance.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "governance.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "governance.api.throttling.AnonRateThrottle",
         "governance.api.throttling.UserRateThrottle",
@@ -263,6 +269,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON (bulk import documents its multipart form).
+    # Form bodies are also read, by HTML form rules (an absent or "0" checkbox is false)
+    # that a JSON schema cannot state.
+    "PARSER_WHITELIST": ["governance.api.parsers.JSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "governance.models.JobRun.Status",
         "ClassificationStatusEnum": "catalog.models.Classification.Status",

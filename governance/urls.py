@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from .health import health
@@ -25,3 +27,13 @@ urlpatterns = [
 admin.site.site_header = "Steward"
 admin.site.site_title = "Steward"
 admin.site.index_title = "Data governance"
+
+
+def not_found(request, exception):
+    """A path that matches no route answers in the API's own JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

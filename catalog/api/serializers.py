@@ -2,13 +2,16 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
+from governance.api.fields import ManyRelatedField, SlugRelatedField
+from governance.api.serializers import ModelSerializer
 from sources.models import DataSource
 
 from ..models import Classification, Field, SchemaVersion, Table, Tag, TagCategory
 
 
-class TagField(serializers.SlugRelatedField):
+class TagField(SlugRelatedField):
     """Tags read and write as "Category.Name"."""
 
     def __init__(self, **kwargs):
@@ -16,11 +19,18 @@ class TagField(serializers.SlugRelatedField):
             slug_field="name", queryset=Tag.objects.select_related("category"), many=False, **kwargs
         )
 
+    @classmethod
+    def many_init(cls, *args, **kwargs):  # as DRF's, with the list that takes only lists
+        many = {key: kwargs[key] for key in kwargs if key in MANY_RELATION_KWARGS}
+        return ManyRelatedField(child_relation=cls(*args, **kwargs), **many)
+
     def to_representation(self, tag):
         return str(tag)
 
     def to_internal_value(self, data):
-        category, _, name = str(data).partition(".")
+        if not isinstance(data, str):
+            self.fail("invalid")
+        category, _, name = data.partition(".")
         tag = Tag.objects.filter(category__name=category, name=name).first()
         if tag is None:
             self.fail("does_not_exist", slug_name="name", value=data)
@@ -38,11 +48,11 @@ def check_exclusive(tags):
     return tags
 
 
-class TableSerializer(serializers.ModelSerializer):
+class TableSerializer(ModelSerializer):
     source = serializers.PrimaryKeyRelatedField(
         queryset=DataSource.objects.all(), required=False, allow_null=True
     )
-    owner = serializers.SlugRelatedField(
+    owner = SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
         required=False,
@@ -50,7 +60,7 @@ class TableSerializer(serializers.ModelSerializer):
     )
     tags = TagField(many=True, required=False)
     last_seen = serializers.SerializerMethodField()
-    field_count = serializers.IntegerField(read_only=True, required=False)
+    field_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Table
@@ -85,6 +95,10 @@ class TableSerializer(serializers.ModelSerializer):
             return table.removed_at
         return table.source.last_scan_at if table.source_id else None
 
+    def get_field_count(self, table) -> int:
+        counted = getattr(table, "field_count", None)  # annotated by the viewset's queryset
+        return table.fields.filter(removed=False).count() if counted is None else counted
+
     def validate_tags(self, tags):
         return check_exclusive(tags)
 
@@ -115,7 +129,7 @@ class ClassificationSerializer(serializers.ModelSerializer):
         return str(classification.tag)
 
 
-class FieldSerializer(serializers.ModelSerializer):
+class FieldSerializer(ModelSerializer):
     tags = TagField(many=True, required=False)
     classification = ClassificationSerializer(source="classifications", many=True, read_only=True)
 
@@ -163,15 +177,15 @@ class SchemaVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TagCategorySerializer(serializers.ModelSerializer):
+class TagCategorySerializer(ModelSerializer):
     class Meta:
         model = TagCategory
         fields = ["id", "name", "mutually_exclusive", "description", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
 
-class TagSerializer(serializers.ModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="name", queryset=TagCategory.objects.all())
+class TagSerializer(ModelSerializer):
+    category = SlugRelatedField(slug_field="name", queryset=TagCategory.objects.all())
     path = serializers.SerializerMethodField()
 
     class Meta:
@@ -187,7 +201,9 @@ class ClassificationDetailSerializer(ClassificationSerializer):
     field = serializers.PrimaryKeyRelatedField(read_only=True)
     field_name = serializers.CharField(source="field.name", read_only=True)
     table = serializers.CharField(source="field.table.fqn", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta(ClassificationSerializer.Meta):
         fields = [
@@ -213,3 +229,41 @@ class IntrospectRequestSerializer(serializers.Serializer):
     schema_name = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
+
+
+class IntrospectedTableSerializer(serializers.Serializer):
+    schema = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    columns = serializers.ListField(child=serializers.DictField())
+    comment = serializers.CharField()
+    row_count = serializers.IntegerField(allow_null=True)
+    size_bytes = serializers.IntegerField(allow_null=True)
+    view_definition = serializers.CharField()
+    properties = serializers.DictField()
+
+
+class ConnectorErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    error_kind = serializers.CharField(
+        required=False,
+        help_text="Set when the source answered or failed; absent for a 404 of the source itself.",
+    )
+
+
+class ScheduledTaskSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    task = serializers.CharField()
+    cron = serializers.CharField()
+    enabled = serializers.BooleanField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    next_run_at = serializers.DateTimeField()
+    total_run_count = serializers.IntegerField()
+    last_status = serializers.CharField(allow_null=True)
+    last_job = serializers.IntegerField(allow_null=True)
+
+
+class TagUseSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    tables = serializers.IntegerField()
+    fields = serializers.IntegerField()

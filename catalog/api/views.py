@@ -2,10 +2,9 @@ from dataclasses import asdict
 
 from django.db import transaction
 from django.db.models import Count, Prefetch, Q
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.response import Response
 
 from governance.api.mixins import VersionHistoryMixin
@@ -21,12 +20,16 @@ from ..models import Classification, Field, Table, Tag, TagCategory
 from ..tasks import scan_source
 from .serializers import (
     ClassificationDetailSerializer,
+    ConnectorErrorSerializer,
     FieldSerializer,
+    IntrospectedTableSerializer,
     IntrospectRequestSerializer,
+    ScheduledTaskSerializer,
     SchemaVersionSerializer,
     TableSerializer,
     TagCategorySerializer,
     TagSerializer,
+    TagUseSerializer,
 )
 
 INTROSPECT_STATUS = {"not_found": 404, "blocked": 400, "auth": 400}
@@ -54,7 +57,8 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
         page = self.paginate_queryset(self.get_object().versions.order_by("-version"))
         return self.get_paginated_response(SchemaVersionSerializer(page, many=True).data)
 
-    @extend_schema(request=FieldSerializer, responses=FieldSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=FieldSerializer(many=True))
+    @extend_schema(methods=["POST"], request=FieldSerializer, responses={201: FieldSerializer})
     @action(detail=True, methods=["get", "post"])
     def fields(self, request, pk=None):
         table = self.get_object()
@@ -69,8 +73,8 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
             serializer.save(table=table)
         return Response(serializer.data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=FieldSerializer(many=True), responses=FieldSerializer(many=True))
-    @action(detail=True, methods=["post"], url_path="fields/batch")
+    @extend_schema(request=FieldSerializer(many=True), responses={201: FieldSerializer(many=True)})
+    @action(detail=True, methods=["post"], url_path="fields/batch", pagination_class=None)
     def batch_fields(self, request, pk=None):
         """Create many fields at once: all or nothing, every item's errors by index."""
         table = self.get_object()
@@ -125,7 +129,16 @@ class SourceCatalogViewSet(GovernedGenericViewSet):
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(JobRunSerializer(page, many=True).data)
 
-    @extend_schema(request=IntrospectRequestSerializer)
+    @extend_schema(
+        request=IntrospectRequestSerializer,
+        responses={
+            200: IntrospectedTableSerializer,
+            404: ConnectorErrorSerializer,
+            502: ConnectorErrorSerializer,
+        },
+        description="A 404 when the table does not exist; a 502 when the source cannot be "
+        "reached or fails (error_kind: dns, refused, timeout, tls, other).",
+    )
     @action(
         detail=True, methods=["post"], url_path="introspect/table", throttle_scope="connection-test"
     )
@@ -141,12 +154,14 @@ class SourceCatalogViewSet(GovernedGenericViewSet):
             return Response({"detail": exc.message, "error_kind": exc.kind}, status=code)
         return Response(asdict(meta))
 
-    @action(detail=True, methods=["get"], url_path="scheduled-tasks")
+    @extend_schema(responses=ScheduledTaskSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="scheduled-tasks", pagination_class=None)
     def scheduled_tasks(self, request, pk=None):
         """The source's schedules with their last and next run and the last scan's status."""
         return Response(services.scheduled_tasks(self.get_object()))
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(responses=TagUseSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
     def tags(self, request, pk=None):
         """Which tags the source's tables and fields carry, with counts."""
         return Response(services.tag_summary(self.get_object()))
@@ -175,7 +190,9 @@ class TagViewSet(GovernedViewSet):
     ordering_fields = ["name"]
 
 
-class ClassificationViewSet(GovernedViewSet):
+class ClassificationViewSet(
+    mixins.RetrieveModelMixin, mixins.ListModelMixin, GovernedGenericViewSet
+):
     """Classifier suggestions; a steward accepts (the field gets the tag) or rejects them."""
 
     queryset = Classification.objects.select_related(
@@ -183,11 +200,7 @@ class ClassificationViewSet(GovernedViewSet):
     ).order_by("-created_at", "id")
     serializer_class = ClassificationDetailSerializer
     filterset_fields = ["status", "rule", "field", "field__table", "field__table__source"]
-    http_method_names = ["get", "post", "head", "options"]
     action_permissions = {"accept": "change", "reject": "change"}
-
-    def create(self, request, *args, **kwargs):
-        raise MethodNotAllowed("POST")
 
     def _decide(self, status_value):
         classification = self.get_object()
@@ -226,6 +239,7 @@ class SearchResultSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
+@extend_schema_serializer(many=False)  # one answer with a count, not a page of results
 class SearchResultsSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     results = SearchResultSerializer(many=True)
@@ -236,6 +250,8 @@ class SearchViewSet(GovernedGenericViewSet):
 
     queryset = Table.objects.all()
     serializer_class = SearchQuerySerializer
+    pagination_class = None  # `limit` bounds the answer
+    filter_backends = []
 
     @extend_schema(parameters=[SearchQuerySerializer], responses=SearchResultsSerializer)
     def list(self, request):

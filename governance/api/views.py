@@ -3,6 +3,7 @@ from rest_framework.permissions import AllowAny
 
 from ..filtersets import JobRunFilterSet
 from ..models import JobRun
+from .parsers import FormParser, JSONParser, MultiPartParser
 from .serializers import JobRunSerializer
 from .throttling import ScopedRateThrottle
 from .viewsets import GovernedReadOnlyViewSet
@@ -19,5 +20,6 @@ class TokenView(ObtainAuthToken):
     """POST username and password, get {"token": ...} for `Authorization: Token <token>`."""
 
     permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]  # the checked ones
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"

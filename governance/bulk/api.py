@@ -10,14 +10,21 @@ from datetime import UTC
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import accesslog
+from governance.api.parsers import FormParser, MultiPartParser
+from governance.api.schema import VALIDATION_ERROR
 from governance.api.serializers import JobRunSerializer
 from governance.models import AccessLogEntry
 
@@ -63,6 +70,22 @@ _counts = inline_serializer(
 )
 
 
+_rejected = inline_serializer(
+    "BulkImportRejected",
+    {
+        "detail": serializers.CharField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+        "error_count": serializers.IntegerField(),
+        "objects": serializers.ListField(child=serializers.CharField(), required=False),
+    },
+)
+_invalid = OpenApiResponse(
+    {"anyOf": [{"$ref": "#/components/schemas/BulkImportRejected"}, VALIDATION_ERROR]},
+    description="The file is refused (every error with its row or JSON pointer), or a "
+    "form field is invalid (each field with its messages).",
+)
+
+
 class IgnoreFormatParameter(DefaultContentNegotiation):
     """`format` names the file format here, not a renderer."""
 
@@ -75,7 +98,7 @@ class BulkImportView(APIView):
 
     @extend_schema(
         request={"multipart/form-data": ImportRequestSerializer},
-        responses={200: _counts, 202: JobRunSerializer, 400: _counts, 403: _counts},
+        responses={200: _counts, 202: JobRunSerializer, 400: _invalid, 403: _rejected},
     )
     def post(self, request):
         """Import a catalog file: counts, or every error with its location; large files
@@ -108,7 +131,14 @@ class BulkExportView(APIView):
 
     @extend_schema(
         parameters=[ExportQuerySerializer],
-        responses={(200, "application/octet-stream"): bytes},
+        responses={
+            (200, formats.CONTENT_TYPES[fmt].split(";")[0]): kind
+            for fmt, kind in zip(
+                formats.FORMATS,
+                (OpenApiTypes.OBJECT, OpenApiTypes.STR, OpenApiTypes.STR, OpenApiTypes.BINARY),
+                strict=True,
+            )
+        },
     )
     def get(self, request):
         """The catalog the user may view, filtered, streamed in the chosen format."""

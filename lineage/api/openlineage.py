@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.parsers import find_unstorable, message
+
 from .. import openlineage
 
 
@@ -61,6 +63,10 @@ class OpenLineageView(APIView):
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             return Response({"detail": f"the body is not JSON: {exc}", "pointer": ""}, status=400)
+        unstorable = find_unstorable(payload)  # this view is its own parser
+        if unstorable:
+            pointer, text = unstorable
+            return Response({"detail": message(text), "pointer": pointer}, status=400)
         try:
             events = openlineage.parse_events(payload)
             summary = openlineage.ingest(events, user=request.user)

@@ -18,8 +18,10 @@ class FieldRefSerializer(serializers.Serializer):
 
 
 class LineageEvidenceSerializer(serializers.ModelSerializer):
-    run = serializers.UUIDField(source="run.run_id", read_only=True, default=None)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    run = serializers.UUIDField(source="run.run_id", read_only=True, default=None, allow_null=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LineageEvidence
@@ -50,8 +52,12 @@ class FieldLineageEdgeSerializer(serializers.ModelSerializer):
 class LineageEdgeSerializer(serializers.ModelSerializer):
     upstream = TableRefSerializer(read_only=True)
     downstream = TableRefSerializer(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     evidence = LineageEvidenceSerializer(many=True, read_only=True)
     field_edges = FieldLineageEdgeSerializer(many=True, read_only=True)
 

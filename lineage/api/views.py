@@ -189,6 +189,7 @@ class LineageEdgeViewSet(
     def reject(self, request, pk=None):
         return self._decide(Status.REJECTED)
 
+    @extend_schema(responses=LineageEdgeSerializer(many=True))
     @action(detail=False, methods=["get"])
     def pending(self, request):
         """Edges waiting for a steward's decision."""

@@ -6,6 +6,8 @@ from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from rest_framework import serializers
 
+from governance.api.fields import JSONField, SlugRelatedField
+from governance.api.serializers import ModelSerializer
 from governance.crypto import MASK
 
 from ..models import ConnectionTest, DataSource
@@ -34,15 +36,15 @@ def for_reading(queryset):
     )
 
 
-class DataSourceSerializer(serializers.ModelSerializer):
+class DataSourceSerializer(ModelSerializer):
     """Secrets are write-only: a set password reads back as "******", and "******" sent
     back (password or an option value) keeps what is stored."""
 
     password = serializers.CharField(
         required=False, allow_blank=True, max_length=1024, trim_whitespace=False
     )
-    options = serializers.JSONField(required=False)
-    owner = serializers.SlugRelatedField(
+    options = JSONField(required=False)
+    owner = SlugRelatedField(
         slug_field="username",
         queryset=get_user_model().objects.all(),
         required=False,
@@ -124,7 +126,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
                     continue
                 if len(field.source_attrs) != 1:
                     raise TypeError(f"{cls.__name__}.{name}: a dotted source needs its own code")
-                as_is = type(field) is serializers.JSONField and not field.binary
+                as_is = isinstance(field, serializers.JSONField) and not field.binary
                 if isinstance(field, serializers.DateTimeField):
                     # Steward never activates a per-request time zone, so times are written
                     # in TIME_ZONE without looking up the current zone for every value.
@@ -188,7 +190,7 @@ class ConnectionTestResultSerializer(serializers.Serializer):
 
 
 class ConnectionTestSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ConnectionTest

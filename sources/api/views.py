@@ -2,6 +2,7 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from governance.api.mixins import AccessControlMixin, VersionHistoryMixin
@@ -41,6 +42,8 @@ class DataSourceViewSet(VersionHistoryMixin, AccessControlMixin, GovernedViewSet
     def test(self, request, pk=None):
         source = self.get_object()
         candidate = None
+        if not isinstance(request.data, dict):
+            raise ValidationError({"non_field_errors": ["expected a JSON object of settings"]})
         if request.data:
             serializer = self.get_serializer(source, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
