@@ -1,0 +1,85 @@
+"""Users and groups in the admin, held to one rule: nobody makes anyone more powerful than
+they are themselves. Only superusers grant or remove superuser and staff status or change a
+superuser; anyone else may edit only users and groups that hold no more than they do, and
+hand out only the groups and permissions they hold."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, Permission
+
+User = get_user_model()
+
+
+def perm_names(permissions):
+    return {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+
+
+def holds(user, perms):
+    """True when `user` holds every one of `perms` ("app.codename") globally."""
+    return user.is_superuser or set(perms) <= user.get_all_permissions()
+
+
+def held_permissions(user):
+    permissions = Permission.objects.select_related("content_type")
+    if user.is_superuser:
+        return permissions
+    held = user.get_all_permissions()
+    ids = [p.pk for p in permissions if f"{p.content_type.app_label}.{p.codename}" in held]
+    return permissions.filter(pk__in=ids)
+
+
+def assignable_groups(user):
+    groups = Group.objects.prefetch_related("permissions__content_type")
+    if user.is_superuser:
+        return groups
+    ids = [g.pk for g in groups if holds(user, perm_names(g.permissions.all()))]
+    return Group.objects.filter(pk__in=ids)
+
+
+class StewardUserAdmin(UserAdmin):
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_superuser", "is_staff")
+
+    def may_manage(self, request, user):
+        if user is None or request.user.is_superuser:
+            return True
+        return not user.is_superuser and holds(request.user, user.get_all_permissions())
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.may_manage(request, obj)
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        if db_field.name == "groups":
+            kwargs["queryset"] = assignable_groups(request.user)
+        elif db_field.name == "user_permissions":
+            kwargs["queryset"] = held_permissions(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class StewardGroupAdmin(GroupAdmin):
+    def may_manage(self, request, group):
+        return group is None or holds(request.user, perm_names(group.permissions.all()))
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self.may_manage(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self.may_manage(request, obj)
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        if db_field.name == "permissions":
+            kwargs["queryset"] = held_permissions(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+for model, model_admin in ((User, StewardUserAdmin), (Group, StewardGroupAdmin)):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, model_admin)
