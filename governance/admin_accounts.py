@@ -8,6 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission
 
+from . import tokens
+from .models import ApiToken
+
 User = get_user_model()
 
 
@@ -77,6 +80,52 @@ class StewardGroupAdmin(GroupAdmin):
         if db_field.name == "permissions":
             kwargs["queryset"] = held_permissions(request.user)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens by prefix, owner and dates; deleting one is revoking it. Keys are never
+    stored, so no page can show one."""
+
+    list_display = ApiToken.SHOWN_FIELDS
+    fields = readonly_fields = ApiToken.SHOWN_FIELDS
+    list_filter = ["created_at", "expires_at", "last_used_at"]
+    search_fields = ["prefix", "name", "user__username"]
+    actions = ["delete_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).restrict(request.user).select_related("user")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request):
+        return False  # a token is made by its owner (API), who alone sees the key
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is None:
+            return self.has_module_permission(request)
+        return ApiToken.objects.restrict(request.user, "delete").filter(pk=obj.pk).exists()
+
+    def delete_model(self, request, obj):
+        tokens.tokens_revoke([obj], reason=f"revoked in the admin by {request.user}")
+
+    def delete_queryset(self, request, queryset):
+        allowed = queryset.restrict(request.user, "delete")
+        tokens.tokens_revoke(allowed, reason=f"revoked in the admin by {request.user}")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if "delete_selected" in actions:
+            function, name, _ = actions["delete_selected"]
+            actions["delete_selected"] = (function, name, "Revoke selected API tokens")
+        return actions
 
 
 for model, model_admin in ((User, StewardUserAdmin), (Group, StewardGroupAdmin)):

@@ -17,12 +17,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.test import TestCase
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance.models import ChangeLogEntry
 from governance.permissions import perm_name
 from governance.services import grant
+from governance.tokens import token_create
 
 PASSWORD = "correct horse battery staple"  # noqa: S105  (test users only)
 
@@ -47,8 +47,8 @@ def make_user(username, *, roles=(), perms=(), staff=False, superuser=False):
 def client_for(user=None):
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = token_create(user=user, name="test")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import AccessLogEntry, ChangeLogEntry, JobRun
+from ..models import AccessLogEntry, ApiToken, ChangeLogEntry, JobRun
 
 
 class JobRunSerializer(serializers.ModelSerializer):
@@ -55,3 +55,29 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
         model = AccessLogEntry
         fields = ["id", "time", "action", "user_name", "ip_address", "request_id", "detail"]
         read_only_fields = fields
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as anyone may see it: never the key, never its digest."""
+
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", *ApiToken.SHOWN_FIELDS]
+        read_only_fields = ["id", "prefix", "user", "created_at", "expires_at", "last_used_at"]
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    """The answer that creates a token: the only one that carries its key."""
+
+    token = serializers.CharField(read_only=True, help_text="The key; it is not shown again.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class SignInSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+    name = serializers.CharField(max_length=100, default="api")
