@@ -4,11 +4,14 @@ superuser; anyone else may edit only users and groups that hold no more than the
 hand out only the groups and permissions they hold."""
 
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import ValidationError
 
 from . import tokens
+from .auth import lock_message, retry_after
 from .models import ApiToken
 
 User = get_user_model()
@@ -127,6 +130,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
             actions["delete_selected"] = (function, name, "Revoke selected API tokens")
         return actions
 
+
+class LockoutAwareAuthenticationForm(AdminAuthenticationForm):
+    """The admin login tells a locked user so, and for how long."""
+
+    def get_invalid_login_error(self):
+        wait = retry_after(self.request, self.cleaned_data.get("username") or "")
+        if wait:
+            return ValidationError(lock_message(wait), code="locked")
+        return super().get_invalid_login_error()
+
+
+admin.site.login_form = LockoutAwareAuthenticationForm
 
 for model, model_admin in ((User, StewardUserAdmin), (Group, StewardGroupAdmin)):
     if admin.site.is_registered(model):

@@ -20,8 +20,9 @@ class Actor:
         return user if getattr(user, "is_authenticated", False) else None
 
     def get_ip(self):
-        meta = getattr(self.request, "META", None) or {}
-        return meta.get("REMOTE_ADDR") or None
+        from .addresses import client_address
+
+        return client_address(self.request) if self.request is not None else None
 
 
 _actor = contextvars.ContextVar("steward_actor", default=None)

@@ -275,3 +275,15 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.prefix}… ({self.name})"
+
+
+class LoginFailureCount(models.Model):
+    """Failed sign-ins under one key (a username and address pair, or an address) in the
+    window ending at window_ends: the lockout's counters when the cache is not shared."""
+
+    key = models.CharField(max_length=100, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key}: {self.count}"

@@ -5,6 +5,7 @@ on first use; STEWARD_ENV=production requires SECRET_KEY and ENCRYPTION_KEYS and
 on the HTTPS-only settings that `manage.py check --deploy` asks for.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -186,9 +187,19 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # API tokens expire this many days after they are made.
 API_TOKEN_EXPIRY_DAYS = int(env("API_TOKEN_EXPIRY_DAYS", "90"))
-# Failed logins per client address and per username before further attempts are refused.
+# Failed sign-ins within the window before one username is refused at one address, and
+# before one address is refused for every username (see governance.auth). The counts live in
+# the cache when it is Redis (shared by every worker), in the database otherwise.
 LOGIN_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_FAILURE_ADDRESS_LIMIT = int(env("LOGIN_FAILURE_ADDRESS_LIMIT", "100"))
 LOGIN_FAILURE_WINDOW = int(env("LOGIN_FAILURE_WINDOW", "300"))
+LOGIN_FAILURE_STORE = "cache" if REDIS_URL else "database"
+# Proxies (addresses or CIDRs) whose X-Forwarded-For is believed for the client's address.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+try:
+    [ipaddress.ip_network(cidr, strict=False) for cidr in TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from None
 # Seconds a user's roles and group memberships are shared between requests through the
 # cache; any change to them ends every cached copy at once. Only a cache that all web and
 # worker processes share can tell them of a change, so without Redis each request loads them.

@@ -81,11 +81,11 @@ def _login_failed(sender, credentials, request=None, **kwargs):
 
     username = str(credentials.get("username", ""))[:150]
     note_failed_login(request, username)
+    detail = {"username": username}
+    if getattr(request, "_login_locked", False):
+        detail["locked"] = True
     accesslog.record(
-        AccessLogEntry.Action.LOGIN_FAILED,
-        request=request,
-        user_name=username,
-        detail={"username": username},
+        AccessLogEntry.Action.LOGIN_FAILED, request=request, user_name=username, detail=detail
     )
 
 

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import tokens
+from ..auth import lock_message, retry_after
 from ..filtersets import JobRunFilterSet
 from ..models import ApiToken, JobRun
 from .serializers import (
@@ -48,6 +49,13 @@ class TokenView(APIView):
         data = serializer.validated_data
         user = authenticate(request, username=data["username"], password=data["password"])
         if user is None:
+            wait = retry_after(request, data["username"])
+            if wait:
+                return Response(
+                    {"detail": lock_message(wait), "retry_after": wait},
+                    status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(wait)},
+                )
             raise ValidationError({"detail": "Unable to sign in with these credentials."})
         return new_token_response(user, data["name"], status.HTTP_200_OK)
 
