@@ -4,14 +4,13 @@ superuser; anyone else may edit only users and groups that hold no more than the
 hand out only the groups and permissions they hold."""
 
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, Permission
-from django.core.exceptions import ValidationError
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import tokens
-from .auth import lock_message, retry_after
+from . import mfa, tokens
 from .models import ApiToken
 
 User = get_user_model()
@@ -44,6 +43,15 @@ def assignable_groups(user):
 
 
 class StewardUserAdmin(UserAdmin):
+    actions = ["reset_two_factor"]
+
+    @admin.action(description="Reset two-factor sign-in of selected users")
+    def reset_two_factor(self, request, queryset):
+        users = [u for u in queryset if self.has_change_permission(request, u)]
+        for user in users:
+            mfa.reset(user)
+        self.message_user(request, f"Two-factor sign-in reset for {len(users)} user(s).")
+
     def get_readonly_fields(self, request, obj=None):
         fields = super().get_readonly_fields(request, obj)
         if request.user.is_superuser:
@@ -117,7 +125,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return ApiToken.objects.restrict(request.user, "delete").filter(pk=obj.pk).exists()
 
     def delete_model(self, request, obj):
-        tokens.tokens_revoke([obj], reason=f"revoked in the admin by {request.user}")
+        tokens.tokens_revoke(
+            ApiToken.objects.filter(pk=obj.pk), reason=f"revoked in the admin by {request.user}"
+        )
 
     def delete_queryset(self, request, queryset):
         allowed = queryset.restrict(request.user, "delete")
@@ -131,19 +141,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return actions
 
 
-class LockoutAwareAuthenticationForm(AdminAuthenticationForm):
-    """The admin login tells a locked user so, and for how long."""
-
-    def get_invalid_login_error(self):
-        wait = retry_after(self.request, self.cleaned_data.get("username") or "")
-        if wait:
-            return ValidationError(lock_message(wait), code="locked")
-        return super().get_invalid_login_error()
-
-
-admin.site.login_form = LockoutAwareAuthenticationForm
-
 for model, model_admin in ((User, StewardUserAdmin), (Group, StewardGroupAdmin)):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+# django-otp's own screens show authenticator keys and recovery codes: users enrol on the
+# admin's two-factor page, and the user admin's action resets a lost device.
+for model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

@@ -81,7 +81,7 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "governance.apps.StewardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,6 +96,9 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_prometheus",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "governance",
     "sources",
     "catalog",
@@ -116,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.middleware.ServiceUnavailableMiddleware",
@@ -194,6 +198,10 @@ LOGIN_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "10"))
 LOGIN_FAILURE_ADDRESS_LIMIT = int(env("LOGIN_FAILURE_ADDRESS_LIMIT", "100"))
 LOGIN_FAILURE_WINDOW = int(env("LOGIN_FAILURE_WINDOW", "300"))
 LOGIN_FAILURE_STORE = "cache" if REDIS_URL else "database"
+# Two-factor sign-in to the admin (governance.mfa): required for superusers and the Admin
+# and Steward roles when on; anyone who enrolled an authenticator uses it either way.
+MFA_REQUIRED = env_bool("MFA_REQUIRED", PRODUCTION)
+OTP_TOTP_ISSUER = "Steward"
 # Proxies (addresses or CIDRs) whose X-Forwarded-For is believed for the client's address.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
 try:
@@ -241,7 +249,7 @@ if PRODUCTION:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.api.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "governance.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "governance.api.pagination.PageNumberPagination",

@@ -125,6 +125,8 @@ class GovernedAPITests(TestCase):
         self.assertEqual(client.get(self.detail(self.a)).status_code, 200)
         self.assertEqual(client.get(self.detail(self.b)).status_code, 404)
         self.user.groups.remove(team)
+        self.assertEqual(client.get(self.url).status_code, 401)  # its tokens went with it
+        client = client_for(self.user)
         self.assertEqual(self.ids(client.get(self.url)), set())
         self.assertEqual(client.get(self.detail(self.a)).status_code, 404)
 

@@ -42,9 +42,9 @@ def token_create(*, user, name="api"):
     return token, key
 
 
-def tokens_revoke(tokens, *, reason):
-    """Delete the tokens (a queryset or list), each revocation written to the access log."""
-    tokens = list(tokens.select_related("user") if hasattr(tokens, "select_related") else tokens)
+def tokens_revoke(queryset, *, reason):
+    """Delete the tokens of `queryset`, each revocation written to the access log."""
+    tokens = list(queryset.select_related("user"))
     if not tokens:
         return 0
     ApiToken.objects.filter(pk__in=[t.pk for t in tokens]).delete()

@@ -1,7 +1,8 @@
+from drf_spectacular import authentication as authentication_schemes
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from .. import tokens
+from .. import mfa, tokens
 
 
 class TokenAuthentication(authentication.BaseAuthentication):
@@ -35,6 +36,16 @@ class TokenAuthentication(authentication.BaseAuthentication):
         return "Token"
 
 
+class SessionAuthentication(authentication.SessionAuthentication):
+    """The admin's session, once it has given any second factor it owes."""
+
+    def authenticate(self, request):
+        found = super().authenticate(request)
+        if found is not None and mfa.pending(request._request):
+            return None
+        return found
+
+
 class TokenScheme(OpenApiAuthenticationExtension):
     target_class = TokenAuthentication
     name = "tokenAuth"
@@ -46,3 +57,7 @@ class TokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": 'An API token after "Token " or "Bearer "',
         }
+
+
+class SessionScheme(authentication_schemes.SessionScheme):
+    target_class = SessionAuthentication

@@ -85,4 +85,4 @@ class ApiTokenViewSet(
         return new_token_response(request.user, name, status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        tokens.tokens_revoke([instance], reason="revoked by its owner")
+        tokens.tokens_revoke(ApiToken.objects.filter(pk=instance.pk), reason="revoked by its owner")
