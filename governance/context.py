@@ -8,6 +8,8 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .addresses import client_address
+
 
 @dataclass
 class Actor:
@@ -20,8 +22,6 @@ class Actor:
         return user if getattr(user, "is_authenticated", False) else None
 
     def get_ip(self):
-        from .addresses import client_address
-
         return client_address(self.request) if self.request is not None else None
 
 

@@ -50,7 +50,8 @@ def new_authenticator(user):
 
 
 def qr_svg(device):
-    return segno.make(device.config_url, error="m").svg_inline(scale=4, title="Scan me")
+    code = segno.make(device.config_url, error="m")
+    return code.svg_inline(scale=4, light="#fff", title="Scan with an authenticator app")
 
 
 def secret_text(device):

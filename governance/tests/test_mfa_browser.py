@@ -74,7 +74,7 @@ def test_enrolment_and_sign_in_with_a_second_factor(
     browser.save_screenshot(str(tmp_path / "mfa-recovery-codes.png"))
     browser.find_element(By.LINK_TEXT, "Continue").click()
     wait.until(lambda d: d.current_url.endswith("/admin/"))
-    assert "Site administration" in browser.page_source
+    assert "Data governance | Steward" in browser.title
 
     browser.find_element(By.CSS_SELECTOR, "#logout-form button").click()
     wait.until(lambda d: "Logged out" in d.page_source)
@@ -83,5 +83,5 @@ def test_enrolment_and_sign_in_with_a_second_factor(
     browser.find_element(By.ID, "id_code").send_keys(recovery[0])
     browser.find_element(By.CSS_SELECTOR, ".mfa-form input[type=submit]").click()
     wait.until(lambda d: d.current_url.endswith("/admin/"))
-    assert "Site administration" in browser.page_source
+    assert "Data governance | Steward" in browser.title
     assert (tmp_path / "mfa-enrol.png").stat().st_size > 5000
