@@ -61,9 +61,9 @@ def parse_args():
 def build_fixture():
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
 
     from governance.services import grant
+    from governance.tokens import token_create
     from sources.models import DataSource
 
     User = get_user_model()
@@ -96,10 +96,10 @@ def build_fixture():
     for source in DataSource.objects.filter(pk__in=granted_ids):
         grant(source, viewer, "viewer")
     return {
-        "admin": {"user": admin, "token": Token.objects.create(user=admin).key, "ids": ids},
+        "admin": {"user": admin, "token": token_create(user=admin)[1], "ids": ids},
         "viewer": {
             "user": viewer,
-            "token": Token.objects.create(user=viewer).key,
+            "token": token_create(user=viewer)[1],
             "ids": granted_ids,
         },
     }

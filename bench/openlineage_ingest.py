@@ -51,11 +51,11 @@ def parse_args():
 
 def seed(tables):
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
 
     from catalog.models import Field, Table
     from governance.services import grant
     from governance.testing import make_user
+    from governance.tokens import token_create
     from sources.models import DataSource
 
     source = DataSource.objects.create(
@@ -73,7 +73,7 @@ def seed(tables):
     user = make_user("pipeline")
     user.groups.add(Group.objects.get(name="Steward"))
     grant(source, user, "steward")
-    return Token.objects.create(user=user).key
+    return token_create(user=user)[1]
 
 
 def dataset(namespace, name, fields=None, lineage=None):

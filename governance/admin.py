@@ -160,3 +160,6 @@ class JobRunAdmin(ReadOnlyAdmin):
             job.progress,
             job.progress_message,
         )
+
+
+from . import admin_accounts  # noqa: E402, F401  (users, groups and API tokens)

@@ -1,4 +1,12 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class StewardAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with Steward's site (lockout messages, second factor)."""
+
+    default = False  # GovernanceConfig stays this module's default
+    default_site = "governance.adminsite.StewardAdminSite"
 
 
 class GovernanceConfig(AppConfig):

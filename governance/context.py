@@ -8,6 +8,8 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .addresses import client_address
+
 
 @dataclass
 class Actor:
@@ -20,8 +22,7 @@ class Actor:
         return user if getattr(user, "is_authenticated", False) else None
 
     def get_ip(self):
-        meta = getattr(self.request, "META", None) or {}
-        return meta.get("REMOTE_ADDR") or None
+        return client_address(self.request) if self.request is not None else None
 
 
 _actor = contextvars.ContextVar("steward_actor", default=None)

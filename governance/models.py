@@ -103,6 +103,11 @@ class AccessLogEntry(models.Model):
         REVOKE = "revoke"
         EXPORT = "export"
         CONNECTION_TEST = "connection_test"
+        TOKEN_CREATED = "token_created"  # noqa: S105  (an action name)
+        TOKEN_REVOKED = "token_revoked"  # noqa: S105
+        MFA_ENROLLED = "mfa_enrolled"
+        MFA_FAILED = "mfa_failed"
+        MFA_RESET = "mfa_reset"
 
     time = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
@@ -229,3 +234,56 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.kind}: {self.object_repr}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def restrict(self, user, action="view"):
+        """Everyone sees and revokes their own tokens; the global permission covers the
+        tokens of users who are not superusers; a superuser sees all."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_superuser:
+            return self
+        own = models.Q(user=user)
+        if user.has_perm(f"governance.{action}_apitoken"):
+            return self.filter(own | models.Q(user__is_superuser=False))
+        return self.filter(own)
+
+
+class ApiToken(models.Model):
+    """A key for the API. Only its SHA-256 digest is stored; the key is shown once, when
+    it is made, and its first characters (the prefix) identify it afterwards."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    # What anyone may see of a token: the API, the admin and the access log show these.
+    SHOWN_FIELDS = ("name", "prefix", "user", "created_at", "expires_at", "last_used_at")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name})"
+
+
+class LoginFailureCount(models.Model):
+    """Failed sign-ins under one key (a username and address pair, or an address) in the
+    window ending at window_ends: the lockout's counters when the cache is not shared."""
+
+    key = models.CharField(max_length=100, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    window_ends = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key}: {self.count}"

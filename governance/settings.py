@@ -5,6 +5,7 @@ on first use; STEWARD_ENV=production requires SECRET_KEY and ENCRYPTION_KEYS and
 on the HTTPS-only settings that `manage.py check --deploy` asks for.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -80,7 +81,7 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "governance.apps.StewardAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -88,7 +89,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",  # search lookups; inert on other databases
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -96,6 +96,9 @@ INSTALLED_APPS = [
     "corsheaders",
     "django_prometheus",
     "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "governance",
     "sources",
     "catalog",
@@ -117,6 +120,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.middleware.ServiceUnavailableMiddleware",
@@ -186,9 +190,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Failed logins per client address and per username before further attempts are refused.
+# API tokens expire this many days after they are made.
+API_TOKEN_EXPIRY_DAYS = int(env("API_TOKEN_EXPIRY_DAYS", "90"))
+# Failed sign-ins within the window before one username is refused at one address, and
+# before one address is refused for every username (see governance.auth). The counts live in
+# the cache when it is Redis (shared by every worker), in the database otherwise.
 LOGIN_FAILURE_LIMIT = int(env("LOGIN_FAILURE_LIMIT", "10"))
+LOGIN_FAILURE_ADDRESS_LIMIT = int(env("LOGIN_FAILURE_ADDRESS_LIMIT", "100"))
 LOGIN_FAILURE_WINDOW = int(env("LOGIN_FAILURE_WINDOW", "300"))
+LOGIN_FAILURE_STORE = "cache" if REDIS_URL else "database"
+# Two-factor sign-in to the admin (governance.mfa): required for superusers and the Admin
+# and Steward roles when on; anyone who enrolled an authenticator uses it either way.
+MFA_REQUIRED = env_bool("MFA_REQUIRED", PRODUCTION)
+OTP_TOTP_ISSUER = "Steward"
+# Proxies (addresses or CIDRs) whose X-Forwarded-For is believed for the client's address.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+try:
+    [ipaddress.ip_network(cidr, strict=False) for cidr in TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {exc}") from None
 # Seconds a user's roles and group memberships are shared between requests through the
 # cache; any change to them ends every cached copy at once. Only a cache that all web and
 # worker processes share can tell them of a change, so without Redis each request loads them.
@@ -230,7 +250,7 @@ if PRODUCTION:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.api.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "governance.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [

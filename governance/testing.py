@@ -17,12 +17,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.test import TestCase
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance.models import ChangeLogEntry
 from governance.permissions import perm_name
 from governance.services import grant
+from governance.tokens import token_create
 
 PASSWORD = "correct horse battery staple"  # noqa: S105  (test users only)
 
@@ -47,8 +47,8 @@ def make_user(username, *, roles=(), perms=(), staff=False, superuser=False):
 def client_for(user=None):
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = token_create(user=user, name="test")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -125,6 +125,8 @@ class GovernedAPITests(TestCase):
         self.assertEqual(client.get(self.detail(self.a)).status_code, 200)
         self.assertEqual(client.get(self.detail(self.b)).status_code, 404)
         self.user.groups.remove(team)
+        self.assertEqual(client.get(self.url).status_code, 401)  # its tokens went with it
+        client = client_for(self.user)
         self.assertEqual(self.ids(client.get(self.url)), set())
         self.assertEqual(client.get(self.detail(self.a)).status_code, 404)
 

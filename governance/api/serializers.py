@@ -1,7 +1,7 @@
 from django.db import models
 from rest_framework import serializers
 
-from ..models import AccessLogEntry, ChangeLogEntry, JobRun
+from ..models import AccessLogEntry, ApiToken, ChangeLogEntry, JobRun
 from .fields import BooleanField, CharField, JSONField
 
 
@@ -71,3 +71,29 @@ class ModelSerializer(serializers.ModelSerializer):
         models.SlugField: CharField,
         models.BooleanField: BooleanField,
     }
+
+
+class ApiTokenSerializer(ModelSerializer):
+    """A token as anyone may see it: never the key, never its digest."""
+
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", *ApiToken.SHOWN_FIELDS]
+        read_only_fields = ["id", "prefix", "user", "created_at", "expires_at", "last_used_at"]
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    """The answer that creates a token: the only one that carries its key."""
+
+    token = serializers.CharField(read_only=True, help_text="The key; it is not shown again.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class SignInSerializer(serializers.Serializer):
+    username = CharField(max_length=150)
+    password = CharField(max_length=4096, trim_whitespace=False, write_only=True)
+    name = CharField(max_length=100, default="api")

@@ -11,6 +11,8 @@ counted on their own, see governance.auth).
 
 from rest_framework import throttling
 
+from ..addresses import client_address
+
 
 class WindowCounter(throttling.SimpleRateThrottle):
     def allow_request(self, request, view):
@@ -31,6 +33,11 @@ class WindowCounter(throttling.SimpleRateThrottle):
 
     def wait(self):
         return max(self.window_ends - self.now, 0)
+
+    def get_ident(self, request):
+        """The client address as the lockout sees it (TRUSTED_PROXIES decides whether
+        X-Forwarded-For counts), not DRF's, which believes the header from anyone."""
+        return client_address(request) or ""
 
 
 class AnonRateThrottle(throttling.AnonRateThrottle, WindowCounter):

@@ -16,13 +16,13 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 from requests import HTTPError
-from rest_framework.authtoken.models import Token
 
 from catalog.models import Field, Table
 from catalog.services import source_scan
 from governance.models import AccessLogEntry, ChangeLogEntry
 from governance.services import grant
 from governance.testing import client_for, make_user
+from governance.tokens import token_create
 from lineage.models import (
     FieldLineageEdge,
     LineageEdge,
@@ -226,7 +226,7 @@ def official_client(live_server, key, **config):
 def test_official_client_events_create_tables_fields_edges_job_and_run(live_server, shop):
     user = make_user("pipeline", roles=["Steward"])
     grant(shop, user, "steward")
-    key = Token.objects.create(user=user).key
+    key = token_create(user=user)[1]
     orders = Table.objects.get(source=shop, name="orders")
     run_id = uuid.uuid4()
 
@@ -297,7 +297,7 @@ def test_official_client_sees_400_and_401(live_server, shop):
     # The client checks what it can (a run id is a UUID); Steward checks the rest.
     bad = official_event(RunState.START, uuid.uuid4(), "2026-11-22T03:00:00+00:00")
     bad.inputs[0].name = "x" * 300
-    client = official_client(live_server, Token.objects.create(user=user).key)
+    client = official_client(live_server, token_create(user=user)[1])
     with pytest.raises(HTTPError) as error:
         client.emit(bad)
     client.close()
