@@ -18,6 +18,7 @@ import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import oracledb
+import pymongo
 import pymysql
 import pytest
 from oracledb import errors as oracle_errors
@@ -701,6 +702,23 @@ def test_mongodb_success_with_mongomock_fake(monkeypatch, policy):
     assert kwargs["replicaSet"] == "rs0"
 
 
+def test_mongodb_dials_only_the_checked_address(monkeypatch, policy):
+    """Replica-set discovery would dial the member addresses the server names, resolved by
+    pymongo after the guard has looked: the client always connects directly instead."""
+    monkeypatch.setattr(MongoDBConnector, "client_class", RecordingMongoClient)
+    RecordingMongoClient.calls.clear()
+    spec = ConnectionSpec(kind="mongodb", host="127.0.0.1", options={"replica_set": "rs0"})
+    assert get_connector(spec, policy).test().ok
+    kwargs = RecordingMongoClient.calls[0]
+    assert (kwargs["host"], kwargs["directConnection"]) == ("127.0.0.1", True)
+    # The real driver, given the same arguments, keeps to that one server (no connection made).
+    client = pymongo.MongoClient(**{**kwargs, "connect": False})
+    assert client.topology_description.topology_type_name == "Single"
+    client.close()
+    with pytest.raises(ValueError, match="unknown option 'direct_connection'"):
+        validate_options("mongodb", {"direct_connection": False})
+
+
 def test_mongodb_tls_ca_file_lives_only_with_the_connection(monkeypatch, policy, tmp_path):
     ca_pem, _ = make_tls(tmp_path, "mongo.steward.test")
     monkeypatch.setattr(MongoDBConnector, "client_class", RecordingMongoClient)
@@ -884,7 +902,7 @@ def test_validate_options_returns_a_cleaned_copy():
         ("mongodb", {"api_key": "k"}, "api_key"),
         ("postgresql", {"connect_timeout": "5"}, "connect_timeout"),
         ("postgresql", {"connect_timeout": True}, "connect_timeout"),
-        ("mongodb", {"direct_connection": "yes"}, "direct_connection"),
+        ("mongodb", {"direct_connection": False}, "direct_connection"),
         ("elasticsearch", {"api_key": 12}, "api_key"),
         ("postgresql", {"connect_timeout": 0}, "connect_timeout"),
         ("postgresql", {"connect_timeout": -1}, "connect_timeout"),
@@ -914,7 +932,7 @@ def test_secret_options_are_the_non_public_ones():
         "tls_ca",
     }
     assert "api_key" in KINDS["elasticsearch"].option_fields
-    assert {"auth_source", "replica_set", "direct_connection"} <= KINDS["mongodb"].public_options
+    assert {"auth_source", "replica_set"} <= KINDS["mongodb"].public_options
     for cls in KINDS.values():
         assert cls.public_options <= set(cls.option_fields)
 
