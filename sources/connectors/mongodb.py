@@ -41,6 +41,8 @@ class MongoDBConnector(Connector):
     default_port = 27017
     option_fields = {**COMMON_FIELDS, **MONGO_FIELDS}
     public_options = frozenset(option_fields)
+    # Another authentication database or replica set is another account, or other servers.
+    target_options = frozenset({"tls", "tls_ca", *MONGO_FIELDS})
     # pymongo matches certificates against the address it dials, which is the checked IP.
     tls_modes = ("disable", "require", "verify-ca")
     client_class = pymongo.MongoClient
