@@ -199,7 +199,10 @@ def catalog_apply(source, metas, samples=None, job=None):
         )
     for _, response in tables_added.send(Table, source=source, tables=new_tables, job=job):
         counts.update(response or {})
-    views = [t for t in new_tables if t.view_definition] + redefined
+    # New views go whether or not the source showed their definition (lineage counts those
+    # it could not read); known ones when their definition changed.
+    view_kinds = (Table.Kind.VIEW, Table.Kind.MATERIALIZED_VIEW)
+    views = [t for t in new_tables if t.kind in view_kinds] + redefined
     for _, response in views_changed.send(Table, source=source, tables=views, job=job):
         counts.update(response or {})
     return counts

@@ -13,9 +13,9 @@ from sources.models import DataSource, cron_fields
 
 from .models import Table
 
-# Sent inside a scan's transaction once the catalog is applied, with the tables whose view
-# definition is new or changed; lineage infers edges from them. A receiver may return a dict
-# of counts, which the scan adds to its own.
+# Sent inside a scan's transaction once the catalog is applied, with the new views (read
+# definition or not) and the views whose definition changed; lineage infers edges from them.
+# A receiver may return a dict of counts, which the scan adds to its own.
 views_changed = Signal()
 # Sent the same way with the tables the scan catalogued for the first time (fields included);
 # lineage gives them the lineage OpenLineage recorded for them before the scan.

@@ -177,7 +177,9 @@ class VersionNotRestorable(Exception):
 def restore(instance, version):
     """Put the object back to its state after `version`; recorded as a new update.
 
-    Secrets are not in the change log, so the current secrets are kept.
+    Secrets are not in the change log: the current ones are kept while the object's
+    secret_target() stays the same, and removed when the restored version points elsewhere
+    (they were typed for the current target, not for that one).
     """
     entry = history(instance).filter(version=version).first()
     if entry is None:
@@ -185,6 +187,7 @@ def restore(instance, version):
     if entry.after is None:
         raise VersionNotRestorable(f"version {version} is a deletion and cannot be restored")
     model = type(instance)
+    target = instance.secret_target()
     for field in _tracked_fields(model):
         if field.primary_key or isinstance(field, EncryptedTextField):
             continue
@@ -193,6 +196,10 @@ def restore(instance, version):
             if not isinstance(field, models.ForeignKey | models.JSONField):
                 value = field.to_python(value)
             setattr(instance, field.attname, value)
+    if instance.secret_target() != target:
+        for field in model._meta.concrete_fields:
+            if isinstance(field, EncryptedTextField):
+                setattr(instance, field.attname, field.decode(""))
     instance.full_clean(validate_unique=True)
     instance.save()
     return instance

@@ -36,6 +36,12 @@ class BaseModel(models.Model):
     class Meta:
         abstract = True
 
+    def secret_target(self):
+        """What decides where this object's encrypted secrets are sent (a host, say), or None
+        when nothing does. A secret typed for one target is never reused for another: restoring
+        a version whose target differs drops the secrets instead of keeping them."""
+        return None
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)

@@ -319,10 +319,11 @@ if REDIS_URL:  # unacknowledged tasks come back only after the longest task coul
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
-# Where sources may point. Loopback and link-local addresses are always refused unless
-# allowlisted; private ranges too when SOURCE_BLOCK_PRIVATE_NETWORKS is on.
+# Where sources may point. Loopback and link-local addresses are refused unless allowlisted,
+# cloud metadata addresses always; private ranges too when SOURCE_BLOCK_PRIVATE_NETWORKS is on
+# (the default in production: a console reachable from outside must not probe the network).
 SOURCE_HOSTS_ALLOW = env_list("SOURCE_HOSTS_ALLOW")
-SOURCE_BLOCK_PRIVATE_NETWORKS = env_bool("SOURCE_BLOCK_PRIVATE_NETWORKS", False)
+SOURCE_BLOCK_PRIVATE_NETWORKS = env_bool("SOURCE_BLOCK_PRIVATE_NETWORKS", PRODUCTION)
 SOURCE_SQLITE_DIR = env("SOURCE_SQLITE_DIR", str(VAR_DIR / "sources"))
 SOURCE_CONNECT_TIMEOUT = float(env("SOURCE_CONNECT_TIMEOUT", "5"))
 SOURCE_STATEMENT_TIMEOUT = float(env("SOURCE_STATEMENT_TIMEOUT", "30"))

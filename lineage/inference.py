@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 VIEW_KINDS = (Table.Kind.VIEW, Table.Kind.MATERIALIZED_VIEW)
 SNIPPET_CHARS = 2000
+HIDDEN = (
+    "the source showed no definition to the scanning account (MySQL and MariaDB show it "
+    "only to accounts with the SHOW VIEW privilege)"
+)
 CHUNK = 2000  # ids per IN (...) query, well under SQLite's variable limit
 
 
@@ -268,11 +272,15 @@ def infer_views(source, views):
         ),
         0,
     )
-    views = [v for v in views if v.view_definition and v.kind in VIEW_KINDS]
+    views = [v for v in views if v.kind in VIEW_KINDS]
     if dialect is None or not views:
         return counts
     parsed, names = [], set()
     for view in views:
+        if not view.view_definition:  # the source hid it from the scanning account
+            _warn(view, HIDDEN)
+            counts["lineage_errors"] += 1
+            continue
         try:
             statements = sqllineage.parse(view.view_definition, dialect)
         except sqllineage.SqlError as exc:

@@ -6,6 +6,8 @@ PY=${PYTHON:-.venv/bin/python}
 PORT=${PORT:-8000}
 # The demo registers sources on this machine; loopback is refused unless allowlisted.
 export SOURCE_HOSTS_ALLOW=${SOURCE_HOSTS_ALLOW:-127.0.0.1,::1,localhost}
+# Local databases on the private network stay reachable for the demo (production blocks them).
+export SOURCE_BLOCK_PRIVATE_NETWORKS=${SOURCE_BLOCK_PRIVATE_NETWORKS:-false}
 mkdir -p var
 
 "$PY" manage.py migrate --noinput

@@ -1,21 +1,27 @@
+import copy
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.forms.models import construct_instance
 from django.urls import reverse
 from django.utils.html import format_html
 
 from governance import jobs
 from governance.admin import GovernedAdmin, ReadOnlyAdmin
-from governance.crypto import MASK
 from governance.services import grant_creator
 
 from .models import ConnectionTest, DataSource
 from .tasks import check_connections
 
+# The form field that shows each error DataSource.set_secrets reports.
+SECRET_FIELDS = {"password": "new_password", "options": "options_json"}
+
 
 class DataSourceForm(forms.ModelForm):
     """The password is write-only: the page never carries it; empty keeps the stored one.
-    Secret options show as "******" and keep their value when sent back unchanged."""
+    Secret options show as "******" and keep their value when sent back unchanged. Either
+    is kept only while the connection target stays the same (DataSource.set_secrets)."""
 
     new_password = forms.CharField(
         label="Password",
@@ -58,25 +64,24 @@ class DataSourceForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        self.stored = copy.copy(self.instance) if self.instance.pk else None
+        if self.stored is not None:
             self.fields["options_json"].initial = self.instance.masked_options()
 
     def clean(self):
         cleaned = super().clean()
-        source = self.instance
-        password = cleaned.get("new_password")
-        if cleaned.get("clear_password"):
-            source.password = ""
-        elif password and password != MASK:
-            source.password = password
         options = cleaned.get("options_json") or {}
         if not isinstance(options, dict):
             self.add_error("options_json", "options must be a JSON object")
             return cleaned
+        # The new connection fields first: whether the secrets may be kept depends on them.
+        construct_instance(self, self.instance, self._meta.fields, self._meta.exclude)
+        password = "" if cleaned.get("clear_password") else cleaned.get("new_password") or None
         try:
-            source.set_options(options)
+            self.instance.set_secrets(self.stored, password=password, options=options)
         except ValidationError as exc:
-            self.add_error("options_json", exc.message_dict.get("options"))
+            for field, errors in exc.message_dict.items():
+                self.add_error(SECRET_FIELDS[field], errors)
         return cleaned
 
     def _post_clean(self):

@@ -6,8 +6,8 @@ from governance.crypto import MASK, EncryptedJSONField, EncryptedTextField
 from governance.models import BaseModel
 from governance.permissions import RestrictedQuerySet
 
-from .connectors import KINDS, validate_options
-from .connectors.base import ConnectionSpec
+from .connectors import KINDS, connection_target, validate_options
+from .connectors.base import TARGET_FIELDS, ConnectionSpec
 from .connectors.metadata import ScanRules
 
 
@@ -155,19 +155,56 @@ class DataSource(BaseModel):
     def masked_options(self):
         return {**(self.options or {}), **dict.fromkeys(self.secret_options or {}, MASK)}
 
-    def set_options(self, options):
-        """Split options into the public allowlist and secrets; a masked value keeps the
-        stored secret, a missing key removes it."""
+    def set_secrets(self, stored, *, password=None, options=None):
+        """Put the password and options a form or request sent on this source, whose other
+        fields are already set; `stored` is the saved source (None for a new one).
+
+        A password of None (not sent) or MASK keeps the stored one, an option sent as MASK
+        keeps its stored value, and options=None keeps them all; a key left out is removed.
+        Options not on the kind's public allowlist are secrets. A kept secret must still go
+        where it was stored for: once any field of secret_target() differs from `stored`,
+        each kept secret must be sent again, and ValidationError names it."""
+        errors, kept = {}, []  # kept: the stored secret options reused
+        keep_password = password is None or password == MASK
+        if password == MASK and not (stored and stored.password):
+            errors["password"] = "no stored password to keep"  # noqa: S105 - a message
+        self.password = (stored.password if stored else "") if keep_password else password
+        kept_password = keep_password and bool(self.password)
+        if options is None:
+            options = stored.masked_options() if stored else {}
+        stored_options = stored.all_options() if stored else {}
         public_keys = KINDS[self.kind].public_options if self.kind in KINDS else frozenset()
-        stored = self.all_options()
         public, secret = {}, {}
-        for key, value in (options or {}).items():
+        for key, value in options.items():
             if value == MASK:
-                if key not in stored:
-                    raise ValidationError({"options": f"{key}: no stored value to keep"})
-                value = stored[key]
+                if key not in stored_options:
+                    errors["options"] = f"{key}: no stored value to keep"
+                    continue
+                value = stored_options[key]
+                if key in stored.secret_options:
+                    kept.append(key)
             (public if key in public_keys else secret)[key] = value
         self.options, self.secret_options = public, secret
+        moved = self.target_changes(stored) if (kept_password or kept) and not errors else []
+        if moved:
+            why = f"the connection target changed ({', '.join(moved)})"
+            if kept_password:
+                errors["password"] = f"{why}: send the password again (an empty one removes it)"
+            if kept:
+                errors["options"] = f"{', '.join(kept)}: {why}: send the value again"
+        if errors:
+            raise ValidationError(errors)
+
+    def secret_target(self):
+        """Where and how this source's password and secret options are sent: its kind,
+        address fields and the options that change them (Connector.target)."""
+        fields = {name: getattr(self, name) for name in TARGET_FIELDS}
+        return connection_target(ConnectionSpec(**fields, options=self.all_options()))
+
+    def target_changes(self, other):
+        """The names of the secret_target() fields in which this source differs from `other`."""
+        mine, theirs = self.secret_target(), other.secret_target()
+        return [key for key in {**mine, **theirs} if mine.get(key) != theirs.get(key)]
 
     def scan_rules(self):
         include = tuple(self.scan_include_schemas)

@@ -460,6 +460,59 @@ def test_mariadb_scan_infers_view_lineage(maria_database):
     }
 
 
+@pytest.fixture
+def maria_reader(maria_database):
+    """A scanning account that may only SELECT from the database, and a way to grant it more."""
+    name, password = f"steward_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+
+    def grant_(privileges):
+        with conn.cursor() as cursor:
+            cursor.execute(f"GRANT {privileges} ON `{maria_database}`.* TO %s@'%%'", [name])
+
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", [name, password])
+    grant_("SELECT")
+    yield name, password, grant_
+    with conn.cursor() as cursor:
+        cursor.execute("DROP USER IF EXISTS %s@'%%'", [name])
+    conn.close()
+
+
+@pytest.mark.django_db
+def test_mariadb_view_lineage_with_a_least_privileged_account(maria_database, maria_reader, caplog):
+    """MariaDB shows a view's definition only to accounts with SHOW VIEW: without it the view
+    is counted as unreadable (not silently left without lineage); once granted, the next scan
+    infers its edges."""
+    name, password, grant_ = maria_reader
+    source = DataSource.objects.create(
+        name="maria",
+        kind="mysql",
+        host="127.0.0.1",
+        database=maria_database,
+        username=name,
+        password=password,
+    )
+    counts = source_scan(source=source)
+    assert (counts["lineage_edges"], counts["lineage_errors"]) == (0, 1)
+    assert "big_orders: the source showed no definition" in caplog.text
+    assert "SHOW VIEW privilege" in caplog.text
+
+    grant_("SHOW VIEW")
+    counts = source_scan(source=source)
+    assert (counts["lineage_edges"], counts["lineage_errors"]) == (2, 0)
+    assert pairs() == {
+        ("Orders", "big_orders", Origin.INFERRED, Status.PENDING),
+        ("customers", "big_orders", Origin.INFERRED, Status.PENDING),
+    }
+    assert field_pairs() == {
+        ("Orders.id", "big_orders.id"),
+        ("customers.Email", "big_orders.email"),
+    }
+    edge = LineageEdge.objects.get(upstream__name="customers")
+    assert edge.evidence.get().kind == "view"
+
+
 def test_the_command_needs_one_source_or_all(db):
     from django.core.management.base import CommandError
 

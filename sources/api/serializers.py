@@ -12,7 +12,6 @@ from governance.crypto import MASK
 
 from ..models import ConnectionTest, DataSource
 
-CONNECTION_FIELDS = ("kind", "host", "port", "database", "username")
 # Fields whose to_representation returns a value of this type unchanged.
 UNCHANGED = {
     serializers.CharField: str,
@@ -38,7 +37,8 @@ def for_reading(queryset):
 
 class DataSourceSerializer(ModelSerializer):
     """Secrets are write-only: a set password reads back as "******", and "******" sent
-    back (password or an option value) keeps what is stored."""
+    back (password or an option value) keeps what is stored, as long as the connection
+    target stays the same (DataSource.set_secrets)."""
 
     password = serializers.CharField(
         required=False, allow_blank=True, max_length=1024, trim_whitespace=False
@@ -148,12 +148,8 @@ class DataSourceSerializer(ModelSerializer):
         password = attrs.pop("password", None)
         for key, value in attrs.items():
             setattr(candidate, key, value)
-        if password is not None and password != MASK:
-            candidate.password = password
-        if password == MASK and not (self.instance and self.instance.password):
-            raise serializers.ValidationError({"password": "no stored password to keep"})
         try:
-            candidate.set_options(options if options is not None else candidate.masked_options())
+            candidate.set_secrets(self.instance, password=password, options=options)
             candidate.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc

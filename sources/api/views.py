@@ -36,7 +36,8 @@ class DataSourceViewSet(VersionHistoryMixin, AccessControlMixin, GovernedViewSet
         request=DataSourceSerializer(partial=True),
         responses=ConnectionTestResultSerializer,
         description="Test the stored settings, or unsaved changes to them sent in the body "
-        '(a password of "******" keeps the stored one). Nothing is saved.',
+        '(a password of "******" keeps the stored one while kind, host, port, database, '
+        "username and TLS options are unchanged; otherwise send it again). Nothing is saved.",
     )
     @action(detail=True, methods=["post"], throttle_scope="connection-test")
     def test(self, request, pk=None):

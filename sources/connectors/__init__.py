@@ -47,6 +47,7 @@ __all__ = [
     "ScanRules",
     "TableMeta",
     "TestResult",
+    "connection_target",
     "get_connector",
     "redact",
     "validate_options",
@@ -58,6 +59,11 @@ def get_connector(spec: ConnectionSpec, policy: NetworkPolicy) -> Connector:
     if cls is None:
         raise ConnectorError("other", f"unknown source kind '{spec.kind}'")
     return cls(spec, policy)
+
+
+def connection_target(spec: ConnectionSpec) -> dict:
+    """Where and how the spec's secrets would be sent (Connector.target of its kind)."""
+    return KINDS.get(spec.kind, Connector).target(spec)
 
 
 def validate_options(kind: str, options: dict) -> dict:

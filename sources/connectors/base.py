@@ -18,6 +18,8 @@ TLS_MODES = ("disable", "require", "verify-ca", "verify-full")
 TIMEOUT_LIMITS = {"connect_timeout": 120.0, "statement_timeout": 3600.0}
 COMMON_FIELDS = {"connect_timeout": float, "statement_timeout": float, "tls": str, "tls_ca": str}
 TYPE_NAMES = {float: "a number", str: "a string", bool: "true or false", int: "an integer"}
+# The fields of a spec that say where its secrets go; each kind adds the options that do.
+TARGET_FIELDS = ("kind", "host", "port", "database", "username")
 
 Progress = Callable[[int, int, str], None]
 
@@ -126,6 +128,9 @@ class Connector:
     default_port: int | None = None
     option_fields: dict[str, type] = COMMON_FIELDS
     public_options: frozenset[str] = frozenset(COMMON_FIELDS)
+    # Options that change where or how the secrets go (the others only tune timeouts or are
+    # secrets themselves).
+    target_options: frozenset[str] = frozenset({"tls", "tls_ca"})
     tls_modes: tuple[str, ...] = TLS_MODES
 
     def __init__(self, spec: ConnectionSpec, policy: NetworkPolicy):
@@ -143,6 +148,15 @@ class Connector:
         self.connect_timeout = self.options.get("connect_timeout", policy.connect_timeout)
         self.statement_timeout = self.options.get("statement_timeout", policy.statement_timeout)
         self.tls = self.options.get("tls", "disable")
+
+    @classmethod
+    def target(cls, spec: ConnectionSpec) -> dict:
+        """Where and how the spec's password and secret options would be sent: a stored
+        secret may be reused only while this stays the same."""
+        values = {name: getattr(spec, name) for name in TARGET_FIELDS}
+        values["port"] = spec.port or cls.default_port
+        values.update((key, (spec.options or {}).get(key)) for key in sorted(cls.target_options))
+        return values
 
     @classmethod
     def clean_options(cls, options: dict) -> dict:

@@ -11,7 +11,7 @@ from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 from .base import COMMON_FIELDS, Connector, first_line, host_literal, kind_from_text
 from .metadata import ColumnMeta, TableMeta, normalize_type, pluck, sample_text
 
-MONGO_FIELDS = {"auth_source": str, "replica_set": str, "direct_connection": bool}
+MONGO_FIELDS = {"auth_source": str, "replica_set": str}
 AUTH_CODES = {13, 18}
 SYSTEM_DATABASES = {"admin", "config", "local"}
 # BSON type names as $type spells them, for the classes pymongo decodes values to.
@@ -41,6 +41,8 @@ class MongoDBConnector(Connector):
     default_port = 27017
     option_fields = {**COMMON_FIELDS, **MONGO_FIELDS}
     public_options = frozenset(option_fields)
+    # Another authentication database or replica set is another account, or other servers.
+    target_options = frozenset({"tls", "tls_ca", *MONGO_FIELDS})
     # pymongo matches certificates against the address it dials, which is the checked IP.
     tls_modes = ("disable", "require", "verify-ca")
     client_class = pymongo.MongoClient
@@ -55,8 +57,9 @@ class MongoDBConnector(Connector):
             "serverSelectionTimeoutMS": ms,
             "connectTimeoutMS": ms,
             "socketTimeoutMS": self.timeout_ms,
-            # Discovery would follow member addresses the server names, past the guard.
-            "directConnection": self.options.get("direct_connection", True),
+            # Always: discovery would dial the member addresses the server names, resolved by
+            # pymongo after the guard has looked, so only the checked address is ever dialled.
+            "directConnection": True,
         }
         if self.options.get("replica_set"):
             params["replicaSet"] = self.options["replica_set"]

@@ -1,13 +1,17 @@
-"""FAKES for connector tests: stand-ins for servers that cannot run on this machine.
+"""FAKES for connector tests: stand-ins for servers that cannot run on this machine, and
+for a host someone else runs.
 
 Nothing here talks to a real MongoDB, Elasticsearch or Oracle server.
 """
 
 import base64
+import contextlib
 import datetime
 import functools
 import json
+import socket
 import ssl
+import struct
 import threading
 from fnmatch import fnmatchcase
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -323,3 +327,68 @@ class FakeOracleCursor:
 
     def close(self):
         pass
+
+
+class PasswordListener:
+    """FAKE PostgreSQL server standing in for a host an attacker runs: it answers each startup
+    message by asking for the password in clear text (as a real server may), keeps every
+    password it is sent in `passwords`, then refuses the login. `connections` counts sessions.
+    """
+
+    SSL_REQUEST, GSSENC_REQUEST = 80877103, 80877104
+    REFUSAL = b"SFATAL\0C28P01\0Mpassword authentication failed\0\0"
+
+    def __init__(self, host="127.0.0.1"):
+        self.host = host
+        self.passwords = []
+        self.connections = 0
+
+    def __enter__(self):
+        self.server = socket.create_server((self.host, 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept() below
+        self.server.close()
+        self.thread.join(5)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                conn.settimeout(5)
+                self.connections += 1
+                with contextlib.suppress(OSError, struct.error):  # the client gave up
+                    self._session(conn)
+
+    def _session(self, conn):
+        while True:
+            body = _message(conn, _exactly(conn, 4))
+            if struct.unpack("!I", body[:4])[0] not in (self.SSL_REQUEST, self.GSSENC_REQUEST):
+                break  # the startup message
+            conn.sendall(b"N")  # no TLS: carry on in clear text
+        conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+        if _exactly(conn, 1) == b"p":
+            password = _message(conn, _exactly(conn, 4))
+            self.passwords.append(password.rstrip(b"\0").decode())
+        conn.sendall(b"E" + struct.pack("!I", len(self.REFUSAL) + 4) + self.REFUSAL)
+
+
+def _exactly(conn, size):
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise OSError("the client went away")
+        data += chunk
+    return data
+
+
+def _message(conn, length):
+    return _exactly(conn, struct.unpack("!I", length)[0] - 4)

@@ -181,6 +181,50 @@ def test_a_new_password_replaces_and_clear_removes_the_stored_one(steward, a):
     assert a.password == ""
 
 
+@pytest.mark.parametrize(
+    "change", [{"host": "127.0.0.2"}, {"port": "6543"}, {"username": "other"}, {"kind": "mysql"}]
+)
+def test_an_empty_password_is_not_kept_for_another_target(steward, a, change):
+    client = login(steward)
+    response = client.post(change_url(a), form_data(client, a, **change))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["new_password"]
+    assert errors["new_password"][0].startswith("the connection target changed (")
+    assert next(iter(change)) in errors["new_password"][0]
+    a.refresh_from_db()
+    assert (a.host, a.port, a.username, a.kind, a.password) == (
+        "127.0.0.1",
+        5432,
+        "postgres",
+        "postgresql",
+        PASSWORD,
+    )
+    # Typed again, or removed, it may go there.
+    assert client.post(change_url(a), form_data(client, a, new_password="pw-2", **change))
+    a.refresh_from_db()
+    assert a.password == "pw-2" and a.password != PASSWORD
+    data = form_data(client, a, clear_password="on", host="127.0.0.3")
+    assert client.post(change_url(a), data).status_code == 302
+    a.refresh_from_db()
+    assert (a.host, a.password) == ("127.0.0.3", "")
+
+
+def test_masked_secret_options_are_not_kept_for_another_host(steward):
+    es = DataSource.objects.create(
+        name="search", kind="elasticsearch", host="127.0.0.1", secret_options={"api_key": API_KEY}
+    )
+    grant(es, steward, "steward")
+    client = login(steward)
+    response = client.post(change_url(es), form_data(client, es, host="127.0.0.2"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["options_json"] == [
+        "api_key: the connection target changed (host): send the value again"
+    ]
+    es.refresh_from_db()
+    assert (es.host, es.secret_options) == ("127.0.0.1", {"api_key": API_KEY})
+
+
 def test_saving_keeps_masked_secret_options(steward):
     es = DataSource.objects.create(
         name="search", kind="elasticsearch", host="127.0.0.1", secret_options={"api_key": API_KEY}

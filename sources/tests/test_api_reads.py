@@ -35,9 +35,10 @@ def generic(source_ids):
     return {item["id"]: item for item in json.loads(json.dumps(data, cls=JSONEncoder))}
 
 
-def create(options=None, **values):
+def create(options=None, password="", **values):
     source = DataSource(**values)
-    source.set_options(options or {})  # secret keys go to the encrypted secret_options
+    # Secret option keys go to the encrypted secret_options.
+    source.set_secrets(None, password=password, options=options or {})
     source.save()
     return source
 
@@ -107,7 +108,7 @@ def test_reads_never_decrypt_a_password(sources, monkeypatch):
     assert "orders-pw" not in body and "key-123" not in body
     # An edit still works on the stored secret: the mask keeps it.
     response = client.patch(
-        f"{URL}{sources[0].pk}/", {"password": "******", "port": 5433}, format="json"
+        f"{URL}{sources[0].pk}/", {"password": "******", "description": "v2"}, format="json"
     )
     assert response.status_code == 200, response.content
     assert response.json()["password"] == "******"

@@ -5,6 +5,7 @@ MongoDB, Elasticsearch and Oracle run against clearly labelled FAKES (see fakes.
 MONGO_URL / ELASTICSEARCH_URL / ORACLE_DSN are set, against real servers (integration tests).
 """
 
+import ipaddress
 import math
 import os
 import secrets
@@ -17,6 +18,7 @@ import time
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import oracledb
+import pymongo
 import pymysql
 import pytest
 from oracledb import errors as oracle_errors
@@ -30,7 +32,7 @@ from sources.connectors import (
     redact,
     validate_options,
 )
-from sources.connectors.guard import check_sqlite_path, resolve_host
+from sources.connectors.guard import check_sqlite_path, refusal, resolve_host
 from sources.connectors.mongodb import MongoDBConnector
 from sources.connectors.mysql import MySQLConnector
 from sources.models import DataSource
@@ -114,7 +116,9 @@ def test_cloud_metadata_address_is_blocked(policy):
     with pytest.raises(ConnectorError) as caught:
         resolve_host("169.254.169.254", 80, policy)
     assert caught.value.kind == "blocked"
-    assert "address 169.254.169.254 is link-local and not allowed" in caught.value.message
+    assert "address 169.254.169.254 is a cloud metadata address and never allowed" in (
+        caught.value.message
+    )
     result = attempt(policy, kind="postgresql", host="169.254.169.254", port=5432)
     assert_failed(result, "blocked")
     assert result.latency_ms == 0.0
@@ -142,7 +146,7 @@ def test_loopback_needs_the_allowlist():
         ("240.0.0.1", "reserved"),
         ("255.255.255.255", "reserved"),
         ("::ffff:127.0.0.1", "loopback"),
-        ("::ffff:169.254.169.254", "link-local"),
+        ("::ffff:169.254.1.1", "link-local"),
     ],
 )
 def test_always_blocked_addresses(address, label):
@@ -166,6 +170,87 @@ def test_private_ranges_blocked_only_when_the_policy_says_so(address):
     assert resolve_host(address, 5432, NetworkPolicy()) == address.removeprefix("::ffff:")
 
 
+# Cloud metadata services, and every IPv6 form that carries one: refused by the default policy
+# and by one whose allowlist covers them by range (or names the host pointing at them).
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("169.254.169.254", "a cloud metadata address"),
+        ("169.254.170.2", "a cloud metadata address"),
+        ("100.100.100.200", "a cloud metadata address"),
+        ("168.63.129.16", "a cloud metadata address"),
+        ("192.0.0.192", "a cloud metadata address"),
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("fd20:ce::254", "a cloud metadata address"),
+        ("::ffff:169.254.169.254", "IPv4-mapped form of the cloud metadata address"),
+        ("::ffff:100.100.100.200", "IPv4-mapped form of the cloud metadata address"),
+        ("::169.254.169.254", "the IPv4-compatible form of the cloud metadata address"),
+        ("::ffff:0:100.100.100.200", "the SIIT form of the cloud metadata address"),
+        ("2002:a9fe:a9fe::1", "the 6to4 form of the cloud metadata address 169.254.169.254"),
+        ("2002:6464:64c8::", "the 6to4 form of the cloud metadata address 100.100.100.200"),
+        ("64:ff9b::169.254.169.254", "the NAT64 form of the cloud metadata address"),
+        ("64:ff9b:1::100.100.100.200", "the NAT64 form of the cloud metadata address"),
+        ("64:ff9b:1:a9fe:a9:fe00::", "the NAT64 form of the cloud metadata address"),
+        # Teredo: server 65.54.227.120, client 169.254.169.254 XOR-ed to 86.1.86.1.
+        ("2001:0:4136:e378:8000:63bf:5601:5601", "the Teredo form of the cloud metadata"),
+    ],
+)
+def test_metadata_addresses_are_never_allowed(fake_dns, address, why):
+    wide_open = NetworkPolicy(allow=("0.0.0.0/0", "::/0", "meta.steward.test"))
+    for policy in (NetworkPolicy(), wide_open):
+        assert refusal(address, policy).endswith("and never allowed")
+        assert why in refusal(address, policy)
+    fake_dns("meta.steward.test", address)
+    with pytest.raises(ConnectorError, match="never allowed") as caught:
+        resolve_host("meta.steward.test", 80, wide_open)
+    assert caught.value.kind == "blocked"
+
+
+# Each IPv6 form that carries an IPv4 address is judged by that address.
+@pytest.mark.parametrize(
+    ("address", "carried", "label"),
+    [
+        ("::ffff:0:127.0.0.1", "SIIT form of 127.0.0.1", "loopback"),
+        ("::127.0.0.1", "IPv4-compatible form of 127.0.0.1", "loopback"),
+        ("2002:7f00:1::1", "6to4 form of 127.0.0.1", "loopback"),
+        ("2002:a9fe:101::", "6to4 form of 169.254.1.1", "link-local"),
+        ("2002:a00:1::1", "6to4 form of 10.0.0.1", "private"),
+        ("64:ff9b::127.0.0.1", "NAT64 form of 127.0.0.1", "loopback"),
+        ("64:ff9b::192.168.1.1", "NAT64 form of 192.168.1.1", "private"),
+        ("64:ff9b:1::127.0.0.1", "NAT64 form of 127.0.0.1", "loopback"),
+        ("64:ff9b:1:7f00:0:1ff::", "NAT64 form of 127.0.0.1", "loopback"),  # a /48 prefix
+        ("64:ff9b:1:0:7f:0:100::", "NAT64 form of 127.0.0.1", "loopback"),  # a /64 prefix
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo form of 127.0.0.1", "loopback"),
+        ("2001:0:a00:1:8000:63bf:a2a2:a2a2", "Teredo form of 10.0.0.1", "private"),
+    ],
+)
+def test_ipv6_forms_are_judged_by_the_ipv4_address_they_carry(address, carried, label):
+    policy = NetworkPolicy(block_private=True)
+    why = refusal(address, policy)
+    assert f"is the {carried}, which is {label} and not allowed" in why
+    with pytest.raises(ConnectorError, match=f"which is {label}") as caught:
+        resolve_host(address, 5432, policy)
+    assert caught.value.kind == "blocked"
+    ipv4 = carried.rsplit(" ", 1)[-1]
+    assert refusal(address, NetworkPolicy(block_private=True, allow=(ipv4,))) == ""
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "2606:2800:220:1:248:1893:25c8:1946",
+        "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+        "64:ff9b::93.184.216.34",
+        "2001:0:4136:e378:8000:63bf:a247:27dd",  # Teredo client 93.184.216.34
+    ],
+)
+def test_public_addresses_in_any_form_pass(address):
+    assert refusal(address, NetworkPolicy(block_private=True)) == ""
+    policy = NetworkPolicy(block_private=True)
+    assert resolve_host(address, 443, policy) == str(ipaddress.ip_address(address))
+
+
 def test_allowlist_cidr_and_hostname_open_blocked_addresses(fake_dns):
     strict = NetworkPolicy(block_private=True, allow=("10.0.0.0/8", "DB.Internal.Example."))
     assert resolve_host("10.1.2.3", 5432, strict) == "10.1.2.3"
@@ -177,7 +262,7 @@ def test_allowlist_cidr_and_hostname_open_blocked_addresses(fake_dns):
 
 def test_any_blocked_address_among_several_blocks(fake_dns):
     fake_dns("mixed.steward.test", "93.184.216.34,169.254.169.254")
-    with pytest.raises(ConnectorError, match="169.254.169.254 is link-local") as caught:
+    with pytest.raises(ConnectorError, match="169.254.169.254 is a cloud metadata") as caught:
         resolve_host("mixed.steward.test", 443, NetworkPolicy())
     assert caught.value.kind == "blocked"
 
@@ -617,6 +702,23 @@ def test_mongodb_success_with_mongomock_fake(monkeypatch, policy):
     assert kwargs["replicaSet"] == "rs0"
 
 
+def test_mongodb_dials_only_the_checked_address(monkeypatch, policy):
+    """Replica-set discovery would dial the member addresses the server names, resolved by
+    pymongo after the guard has looked: the client always connects directly instead."""
+    monkeypatch.setattr(MongoDBConnector, "client_class", RecordingMongoClient)
+    RecordingMongoClient.calls.clear()
+    spec = ConnectionSpec(kind="mongodb", host="127.0.0.1", options={"replica_set": "rs0"})
+    assert get_connector(spec, policy).test().ok
+    kwargs = RecordingMongoClient.calls[0]
+    assert (kwargs["host"], kwargs["directConnection"]) == ("127.0.0.1", True)
+    # The real driver, given the same arguments, keeps to that one server (no connection made).
+    client = pymongo.MongoClient(**{**kwargs, "connect": False})
+    assert client.topology_description.topology_type_name == "Single"
+    client.close()
+    with pytest.raises(ValueError, match="unknown option 'direct_connection'"):
+        validate_options("mongodb", {"direct_connection": False})
+
+
 def test_mongodb_tls_ca_file_lives_only_with_the_connection(monkeypatch, policy, tmp_path):
     ca_pem, _ = make_tls(tmp_path, "mongo.steward.test")
     monkeypatch.setattr(MongoDBConnector, "client_class", RecordingMongoClient)
@@ -800,7 +902,7 @@ def test_validate_options_returns_a_cleaned_copy():
         ("mongodb", {"api_key": "k"}, "api_key"),
         ("postgresql", {"connect_timeout": "5"}, "connect_timeout"),
         ("postgresql", {"connect_timeout": True}, "connect_timeout"),
-        ("mongodb", {"direct_connection": "yes"}, "direct_connection"),
+        ("mongodb", {"direct_connection": False}, "direct_connection"),
         ("elasticsearch", {"api_key": 12}, "api_key"),
         ("postgresql", {"connect_timeout": 0}, "connect_timeout"),
         ("postgresql", {"connect_timeout": -1}, "connect_timeout"),
@@ -830,7 +932,7 @@ def test_secret_options_are_the_non_public_ones():
         "tls_ca",
     }
     assert "api_key" in KINDS["elasticsearch"].option_fields
-    assert {"auth_source", "replica_set", "direct_connection"} <= KINDS["mongodb"].public_options
+    assert {"auth_source", "replica_set"} <= KINDS["mongodb"].public_options
     for cls in KINDS.values():
         assert cls.public_options <= set(cls.option_fields)
 
