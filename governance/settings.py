@@ -288,6 +288,16 @@ if REDIS_URL:  # unacknowledged tasks come back only after the longest task coul
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Running job runs stamp a heartbeat every JOB_HEARTBEAT_INTERVAL seconds; every minute the
+# sweeper ends the runs silent for JOB_STALLED_AFTER seconds (their worker died) and retries
+# them. Beat writes this entry into its database schedule when it starts.
+JOB_HEARTBEAT_INTERVAL = float(env("JOB_HEARTBEAT_INTERVAL", "30"))
+JOB_STALLED_AFTER = float(env("JOB_STALLED_AFTER", "180"))
+if JOB_STALLED_AFTER < 3 * JOB_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("JOB_STALLED_AFTER must be at least 3 times JOB_HEARTBEAT_INTERVAL")
+CELERY_BEAT_SCHEDULE = {
+    "Sweep job runs whose worker died": {"task": "governance.sweep_job_runs", "schedule": 60.0}
+}
 
 # Where sources may point. Loopback and link-local addresses are always refused unless
 # allowlisted; private ranges too when SOURCE_BLOCK_PRIVATE_NETWORKS is on.

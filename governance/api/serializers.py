@@ -21,6 +21,7 @@ class JobRunSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "heartbeat_at",
             "duration",
             "user",
             "target_type",
@@ -28,6 +29,7 @@ class JobRunSerializer(serializers.ModelSerializer):
             "target_repr",
             "result",
             "error",
+            "retried_as",
         ]
         read_only_fields = fields
 
