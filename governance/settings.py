@@ -5,6 +5,7 @@ on first use; STEWARD_ENV=production requires SECRET_KEY and ENCRYPTION_KEYS and
 on the HTTPS-only settings that `manage.py check --deploy` asks for.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -211,6 +212,15 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# Client addresses (IPs or networks) that may read /metrics, the API schema and the API docs
+# without signing in: everyone locally, nobody in production unless listed (see internal.py).
+METRICS_ALLOW = env_list("METRICS_ALLOW", "" if PRODUCTION else "0.0.0.0/0,::/0")
+for _entry in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOW: {exc}") from None
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(env("SESSION_COOKIE_AGE", str(8 * 3600)))

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import (
     SpectacularAPIView,
     SpectacularRedocView,
@@ -7,6 +8,7 @@ from drf_spectacular.views import (
 )
 
 from .health import health
+from .internal import signed_in_or_allowlisted
 from .middleware import csp_override
 
 api_v1 = [
@@ -23,16 +25,18 @@ redoc = SpectacularRedocView.as_view(url_name="schema", template_name="governanc
 # Redoc writes <style> elements as it runs (styled-components takes no nonce from outside its
 # bundle) and searches in a worker made from a blob: URL; its scripts still come from here.
 redoc = csp_override(style_src="'self' 'unsafe-inline'", worker_src="'self' blob:")(redoc)
+# Pages about the console rather than its data: for signed-in users and METRICS_ALLOW.
+internal = signed_in_or_allowlisted
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", swagger, name="api-docs"),
-    path("api/redoc/", redoc, name="api-redoc"),
+    path("api/schema/", internal(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", internal(swagger), name="api-docs"),
+    path("api/redoc/", internal(redoc), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
     path("health/", health, name="health"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", internal(ExportToDjangoView), name="prometheus-django-metrics"),
 ]
 
 admin.site.site_header = "Steward"

@@ -8,7 +8,7 @@ which the Redis transport needs), so only a runtime-only environment shows a mis
    through the project's job runner and waits for the job to succeed; stops the worker.
 3. Builds the Docker image when a Docker engine answers; otherwise starts the Dockerfile's
    CMD (read from the Dockerfile, so the two cannot drift) from the same virtualenv in
-   production mode against DATABASE_URL, and checks /health/.
+   production mode against DATABASE_URL, checks /health/ and that /metrics is closed.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python scripts/deploy_check.py
 """
@@ -157,10 +157,12 @@ def check_web_command(bin_dir, var_dir):
                 time.sleep(0.5)
         if health != 200:
             fail(f"/health/ answered {health}", log)
+        if status_of(f"{base}/metrics") != 401:
+            fail("/metrics is open to anyone in production", log)
     finally:
         stop(server)
         shutil.rmtree(env["XDG_RUNTIME_DIR"], ignore_errors=True)
-    print(f"web: `{' '.join(command)}` served /health/")
+    print(f"web: `{' '.join(command)}` served /health/ and kept /metrics closed")
 
 
 def docker_answers():

@@ -1,8 +1,13 @@
-"""Headers every response carries: the Content-Security-Policy, and no-store on API data."""
+"""Headers every response carries (the Content-Security-Policy; no-store on API data), and who
+may read the pages about the console: /metrics, the API schema and the API docs."""
 
 import re
+import subprocess
+import sys
 
 import pytest
+from cryptography.fernet import Fernet
+from django.conf import settings
 
 from governance.testing import client_for, make_user
 
@@ -14,6 +19,7 @@ STRICT = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+INTERNAL = ["/metrics", "/api/schema/", "/api/docs/", "/api/docs/?script=", "/api/redoc/"]
 
 
 def policy(response):
@@ -89,3 +95,78 @@ def test_api_data_is_never_stored_by_caches(sam, client):
     ):
         assert "no-store" in response["Cache-Control"], response.wsgi_request.path
     assert "no-store" not in client.get("/api/docs/?script=").get("Cache-Control", "")
+
+
+def test_internal_pages_are_open_to_everyone_locally(db, client):
+    assert settings.METRICS_ALLOW == ["0.0.0.0/0", "::/0"]  # the local default
+    for url in INTERNAL:
+        assert client.get(url, REMOTE_ADDR="203.0.113.9").status_code == 200, url
+
+
+def test_in_production_internal_pages_need_a_sign_in_or_an_allowed_address(db, client, settings):
+    settings.METRICS_ALLOW = ["10.0.0.0/8", "2001:db8::/32"]
+    viewer = make_user("vic")
+    gone = make_user("gus")
+    gone_client = client_for(gone)
+    gone.is_active = False
+    gone.save()
+    session = type(client)()
+    session.force_login(viewer)
+    for url in INTERNAL:
+        for refused in (
+            client.get(url),
+            client.get(url, REMOTE_ADDR="192.168.1.20"),
+            client.get(url, HTTP_AUTHORIZATION="Token not-a-token"),
+            gone_client.get(url),
+        ):
+            assert refused.status_code == 401, url
+            assert refused["WWW-Authenticate"] == "Token"
+            assert refused.json() == {
+                "detail": "Sign in (an admin session or an API token) to read this, "
+                "or call from an address in METRICS_ALLOW."
+            }
+        for allowed in (
+            client_for(viewer).get(url),
+            session.get(url),
+            client.get(url, REMOTE_ADDR="10.1.2.3"),
+            client.get(url, REMOTE_ADDR="::ffff:10.1.2.3"),
+            client.get(url, REMOTE_ADDR="2001:db8::7"),
+        ):
+            assert allowed.status_code == 200, url
+    bearer = client_for(viewer).get("/metrics")
+    assert b"django_http_requests" in bearer.content
+
+
+def manage(*args, **env):
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "STEWARD_VAR_DIR": env.pop("var_dir"),
+        "SECRET_KEY": "x7#Qv9!pL2@mZ4$wR8^tY6&uI1*oP3(aS5)dF0-gH7_jK9+lZ2=xC4",
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        capture_output=True,
+        text=True,
+        env=base | env,
+        timeout=120,
+        cwd=settings.BASE_DIR,
+    )
+
+
+def test_production_lets_no_address_in_unless_listed_and_refuses_a_bad_entry(tmp_path):
+    show = [
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.METRICS_ALLOW)",
+    ]
+    production = {"STEWARD_ENV": "production", "var_dir": str(tmp_path)}
+    assert manage(*show, **production).stdout.strip() == "[]"
+    listed = manage(*show, **production, METRICS_ALLOW="10.0.0.5, 10.1.0.0/16")
+    assert listed.stdout.strip() == "['10.0.0.5', '10.1.0.0/16']"
+    bad = manage(*show, **production, METRICS_ALLOW="prometheus.internal")
+    assert bad.returncode != 0
+    assert "METRICS_ALLOW: 'prometheus.internal' does not appear to be an IPv4 or IPv6" in (
+        bad.stderr
+    )
