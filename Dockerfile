@@ -1,5 +1,6 @@
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 STEWARD_VAR_DIR=/var/lib/steward
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 STEWARD_VAR_DIR=/var/lib/steward \
+    GUNICORN_ACCESS_LOG=-
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
@@ -11,4 +12,4 @@ RUN useradd --system --home /var/lib/steward steward && mkdir -p /var/lib/stewar
        python manage.py collectstatic --noinput
 USER steward
 EXPOSE 8000
-CMD ["gunicorn", "governance.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "governance.wsgi:application"]

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from governance import changelog, events
+from governance import changelog, events, jobs
 from governance.jobs import TransientError
 from governance.models import ChangeLogEntry, JobRun
 from sources.connectors import ConnectorError, get_connector
@@ -79,6 +79,8 @@ def source_scan(*, source, job=None):
         # One scan of a source applies at a time; a second one waits here, then finds
         # nothing left to change.
         source = DataSource.objects.select_for_update().get(pk=source.pk)
+        if job is not None:
+            jobs.hold(job)  # commit nothing if this run was retried as another meanwhile
         counts = catalog_apply(source, metas, samples, job=job)
         DataSource.objects.filter(pk=source.pk).update(last_scan_at=timezone.now())
     return counts
@@ -436,9 +438,6 @@ def sync_builtin_rules(**kwargs):
 
 def scan_enqueue(*, source, user=None):
     """Queue a scan of the source unless one is already waiting or running: (job, queued)."""
-    from governance import jobs
-    from governance.models import JobRun
-
     from .tasks import scan_source
 
     running = JobRun.objects.filter(

@@ -155,6 +155,13 @@ class JobRunQuerySet(GenericRestrictedQuerySet):
     def also_visible(self, user):
         return models.Q(user=user)  # whoever started a job may follow it
 
+    def stalled(self, before):
+        """Running runs whose last heartbeat (or start, before any) is older than `before`."""
+        return self.filter(status=JobRun.Status.RUNNING).filter(
+            models.Q(heartbeat_at__lt=before)
+            | models.Q(heartbeat_at__isnull=True, started_at__lt=before)
+        )
+
 
 class JobRun(models.Model):
     """One execution of a background task: saved before it is enqueued, updated as it runs."""
@@ -176,6 +183,17 @@ class JobRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker running it."
+    )
+    retried_as = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The run that took over after this one's worker stopped responding.",
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -208,8 +226,11 @@ class JobRun(models.Model):
     def set_progress(self, percent, message=""):
         self.progress = max(0, min(100, int(percent)))
         self.progress_message = message[:300]
+        # The row is written anyway; the heartbeat rides along (see governance.jobs).
         JobRun.objects.filter(pk=self.pk).update(
-            progress=self.progress, progress_message=self.progress_message
+            progress=self.progress,
+            progress_message=self.progress_message,
+            heartbeat_at=timezone.now(),
         )
         from .jobs import progress_listener
 

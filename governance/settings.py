@@ -115,6 +115,7 @@ MIDDLEWARE = [
     "governance.middleware.RequestContextMiddleware",
     "governance.middleware.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "governance.middleware.SecurityHeadersMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -232,6 +233,15 @@ STORAGES = {
     },
 }
 
+# Client addresses (IPs or networks) that may read /metrics, the API schema and the API docs
+# without signing in: everyone locally, nobody in production unless listed (see internal.py).
+METRICS_ALLOW = env_list("METRICS_ALLOW", "" if PRODUCTION else "0.0.0.0/0,::/0")
+for _entry in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOW: {exc}") from None
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = int(env("SESSION_COOKIE_AGE", str(8 * 3600)))
 X_FRAME_OPTIONS = "DENY"
@@ -318,6 +328,16 @@ if REDIS_URL:  # unacknowledged tasks come back only after the longest task coul
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 300}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Running job runs stamp a heartbeat every JOB_HEARTBEAT_INTERVAL seconds; every minute the
+# sweeper ends the runs silent for JOB_STALLED_AFTER seconds (their worker died) and retries
+# them. Beat writes this entry into its database schedule when it starts.
+JOB_HEARTBEAT_INTERVAL = float(env("JOB_HEARTBEAT_INTERVAL", "30"))
+JOB_STALLED_AFTER = float(env("JOB_STALLED_AFTER", "180"))
+if JOB_STALLED_AFTER < 3 * JOB_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("JOB_STALLED_AFTER must be at least 3 times JOB_HEARTBEAT_INTERVAL")
+CELERY_BEAT_SCHEDULE = {
+    "Sweep job runs whose worker died": {"task": "governance.sweep_job_runs", "schedule": 60.0}
+}
 
 # Where sources may point. Loopback and link-local addresses are refused unless allowlisted,
 # cloud metadata addresses always; private ranges too when SOURCE_BLOCK_PRIVATE_NETWORKS is on

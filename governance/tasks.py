@@ -1,5 +1,12 @@
+from governance import jobs
 from governance.celery import app
 from governance.jobs import JobTask
+
+
+@app.task(name="governance.sweep_job_runs")
+def sweep_job_runs():
+    """Beat sends this every minute: end the runs whose worker died, and retry them."""
+    return [job.pk for job in jobs.sweep()]
 
 
 @app.task(base=JobTask, bind=True, name="governance.import_bundle")

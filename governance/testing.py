@@ -11,6 +11,7 @@ create and update one, and inherits the permission and change-log checks:
         update_data = {"description": "changed"}
 """
 
+import shutil
 import unittest
 
 from django.contrib.auth import get_user_model
@@ -25,6 +26,40 @@ from governance.services import grant
 from governance.tokens import token_create
 
 PASSWORD = "correct horse battery staple"  # noqa: S105  (test users only)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+NO_BROWSER = "no chromium/chromedriver: apt-get install -y chromium chromium-driver"
+
+
+def headless_chromium():
+    """Debian's Chromium driven through selenium, keeping the browser console's messages."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1200",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def csp_violations(driver):
+    """What the browser console reported refusing under the Content-Security-Policy since
+    the last call."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
 
 
 def make_user(username, *, roles=(), perms=(), staff=False, superuser=False):

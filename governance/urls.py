@@ -2,9 +2,16 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from .health import health
+from .internal import signed_in_or_allowlisted
+from .middleware import csp_override
 
 api_v1 = [
     path("", include("governance.api.urls")),
@@ -13,15 +20,25 @@ api_v1 = [
     path("", include("lineage.api.urls")),
 ]
 
+swagger = SpectacularSwaggerSplitView.as_view(
+    url_name="schema", template_name="governance/swagger_ui.html"
+)
+redoc = SpectacularRedocView.as_view(url_name="schema", template_name="governance/redoc.html")
+# Redoc writes <style> elements as it runs (styled-components takes no nonce from outside its
+# bundle) and searches in a worker made from a blob: URL; its scripts still come from here.
+redoc = csp_override(style_src="'self' 'unsafe-inline'", worker_src="'self' blob:")(redoc)
+# Pages about the console rather than its data: for signed-in users and METRICS_ALLOW.
+internal = signed_in_or_allowlisted
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/schema/", internal(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", internal(swagger), name="api-docs"),
+    path("api/redoc/", internal(redoc), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
     path("health/", health, name="health"),
-    path("", include("django_prometheus.urls")),
+    path("metrics", internal(ExportToDjangoView), name="prometheus-django-metrics"),
 ]
 
 admin.site.site_header = "Steward"

@@ -23,6 +23,7 @@ class JobRunSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "heartbeat_at",
             "duration",
             "user",
             "target_type",
@@ -30,6 +31,7 @@ class JobRunSerializer(serializers.ModelSerializer):
             "target_repr",
             "result",
             "error",
+            "retried_as",
         ]
         read_only_fields = fields
 

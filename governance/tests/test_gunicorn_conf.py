@@ -1,5 +1,7 @@
-"""gunicorn.conf.py, the one server configuration of docker-compose and the API benchmark."""
+"""gunicorn.conf.py, the one server configuration of the image, docker-compose and the API
+benchmark."""
 
+import json
 import runpy
 from pathlib import Path
 
@@ -33,6 +35,12 @@ def test_docker_compose_web_uses_it():
     assert "gunicorn -c gunicorn.conf.py governance.wsgi:application" in " ".join(
         compose["services"]["web"]["command"].split()
     )
+
+
+def test_the_image_starts_gunicorn_with_it_and_no_overriding_flags():
+    dockerfile = (Path(settings.BASE_DIR) / "Dockerfile").read_text().splitlines()
+    cmd = [json.loads(line.removeprefix("CMD ")) for line in dockerfile if line.startswith("CMD ")]
+    assert cmd == [["gunicorn", "-c", "gunicorn.conf.py", "governance.wsgi:application"]]
 
 
 def test_workers_freeze_the_loaded_application_out_of_the_collector():

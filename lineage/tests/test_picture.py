@@ -15,38 +15,28 @@ import pytest
 
 from catalog.models import Table
 from governance.services import grant
-from governance.testing import PASSWORD, make_user
+from governance.testing import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    NO_BROWSER,
+    PASSWORD,
+    csp_violations,
+    headless_chromium,
+    make_user,
+)
 from lineage.models import Origin
 from lineage.services import EdgeSpec, Evidence, record_edges
 from sources.models import DataSource
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "img" / "lineage-admin.png"
 
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver",
-)
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
 
 
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1200",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    driver = headless_chromium()
     yield driver
     driver.quit()
 
@@ -162,3 +152,4 @@ def test_lineage_picture_in_headless_chromium(browser, live_server, lineage_worl
         By.CSS_SELECTOR, f"g.lineage-node[data-table-id='{world['dashboard'].pk}']"
     )
     assert len(svg.find_elements(By.CSS_SELECTOR, "path.lineage-edge[data-edge-id]")) == 3
+    assert csp_violations(browser) == []  # the picture draws under the Content-Security-Policy
