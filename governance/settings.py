@@ -113,9 +113,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "governance.middleware.RequestContextMiddleware",
-    "governance.middleware.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "governance.middleware.SecurityHeadersMiddleware",
+    "governance.middleware.UnstorableTextMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
