@@ -1,8 +1,8 @@
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from governance.api.serializers import OwnerField
 from sources.models import DataSource
 
 from ..models import Classification, Field, SchemaVersion, Table, Tag, TagCategory
@@ -42,12 +42,7 @@ class TableSerializer(serializers.ModelSerializer):
     source = serializers.PrimaryKeyRelatedField(
         queryset=DataSource.objects.all(), required=False, allow_null=True
     )
-    owner = serializers.SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        required=False,
-        allow_null=True,
-    )
+    owner = OwnerField()
     tags = TagField(many=True, required=False)
     last_seen = serializers.SerializerMethodField()
     field_count = serializers.IntegerField(read_only=True, required=False)

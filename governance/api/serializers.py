@@ -1,6 +1,22 @@
 from rest_framework import serializers
 
 from ..models import AccessLogEntry, ChangeLogEntry, JobRun
+from ..permissions import assignable_users
+
+
+class OwnerField(serializers.SlugRelatedField):
+    """An object's owner, by username: an account that may be named (assignable_users), or
+    the one the object already has; any other name is refused as a missing one is."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", required=False, allow_null=True, **kwargs)
+
+    def get_queryset(self):
+        users = assignable_users()
+        owner_id = getattr(self.root.instance, "owner_id", None)
+        if owner_id is None:
+            return users
+        return users | users.model._default_manager.filter(pk=owner_id)
 
 
 class JobRunSerializer(serializers.ModelSerializer):

@@ -13,7 +13,7 @@ from governance.admin import GovernedAdmin
 from governance.models import ChangeLogEntry
 from governance.permissions import may_write
 from governance.services import grant
-from governance.testing import make_user
+from governance.testing import client_for, make_user
 from lineage.models import LineageNamespace
 from sources.models import DataSource
 
@@ -174,3 +174,25 @@ def test_an_inactive_owner_stays_but_no_other_can_be_named(world):
     assert forged.context["adminform"].form.errors == missing.context["adminform"].form.errors
     table.refresh_from_db()
     assert (table.owner, table.description) == (world["former"], "kept")
+
+
+@pytest.mark.parametrize("url", ["/api/v1/catalog/tables/", "/api/v1/sources/"])
+def test_the_api_names_owners_by_the_same_rule(world, url):
+    if "sources" in url:
+        obj = world["alpha"]
+        DataSource.objects.filter(pk=obj.pk).update(owner=world["former"])
+    else:
+        obj = Table.objects.create(
+            source=world["alpha"], schema="main", name="orders", owner=world["former"]
+        )
+    api = client_for(world["steward"])
+    detail = f"{url}{obj.pk}/"
+    gone = api.patch(detail, {"owner": "gone"}, format="json")
+    missing = api.patch(detail, {"owner": "nobody-here"}, format="json")
+    assert gone.status_code == missing.status_code == 400
+    assert gone.json() == {"owner": ["Object with username=gone does not exist."]}
+    assert missing.json() == {"owner": ["Object with username=nobody-here does not exist."]}
+    kept = api.patch(detail, {"owner": "former", "description": "kept"}, format="json")
+    assert kept.status_code == 200, kept.content
+    assert (kept.json()["owner"], kept.json()["description"]) == ("former", "kept")
+    assert api.patch(detail, {"owner": "sam"}, format="json").json()["owner"] == "sam"

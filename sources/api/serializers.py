@@ -1,11 +1,11 @@
 import copy
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from rest_framework import serializers
 
+from governance.api.serializers import OwnerField
 from governance.crypto import MASK
 
 from ..models import ConnectionTest, DataSource
@@ -42,12 +42,7 @@ class DataSourceSerializer(serializers.ModelSerializer):
         required=False, allow_blank=True, max_length=1024, trim_whitespace=False
     )
     options = serializers.JSONField(required=False)
-    owner = serializers.SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        required=False,
-        allow_null=True,
-    )
+    owner = OwnerField()
 
     class Meta:
         model = DataSource
