@@ -3,12 +3,15 @@ import copy
 from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.utils import NestedObjects, quote
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import router
 from django.db.models import Q
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from guardian.admin import GuardedModelAdmin
 
 from .models import AccessLogEntry, ChangeLogEntry, JobRun
@@ -92,6 +95,19 @@ def autocomplete_field(request):
     return model._meta.get_field(request.GET["field_name"])
 
 
+def hidden_among(user, objs):
+    """(model, pk) of the objects the user may not view, one query per governed model."""
+    by_model = {}
+    for obj in objs:
+        by_model.setdefault(type(obj), set()).add(obj.pk)
+    hidden = set()
+    for model, pks in by_model.items():
+        if hasattr(model._default_manager, "restrict"):
+            visible = model._default_manager.restrict(user, "view").filter(pk__in=pks)
+            hidden |= {(model, pk) for pk in pks - set(visible.values_list("pk", flat=True))}
+    return hidden
+
+
 class GovernedRelatedFieldListFilter(admin.RelatedFieldListFilter):
     """A list filter over a relation lists only the objects the user may view (users: those
     that may be named at all); a filter must not name what the changelist hides."""
@@ -158,6 +174,38 @@ class GovernedAdmin(GuardedModelAdmin):
                 raise PermissionDenied(
                     f"You may not {action} this {obj._meta.verbose_name} as written."
                 )
+
+    def get_deleted_objects(self, objs, request):
+        """What the delete page and the delete action list as going with the objects: as
+        Django lists it (each object named and linked, every one needing the delete
+        permission), except that an object the user may not view is named by its kind only."""
+        collector = NestedObjects(using=router.db_for_write(self.model))
+        collector.collect(objs)
+        found = [obj for group in collector.model_objs.values() for obj in group]
+        hidden = hidden_among(request.user, [*found, *collector.protected])
+        perms_needed = set()
+
+        def describe(obj):
+            opts, model_admin = obj._meta, self.admin_site._registry.get(type(obj))
+            kind = capfirst(opts.verbose_name)
+            if model_admin is not None and not model_admin.has_delete_permission(request, obj):
+                perms_needed.add(opts.verbose_name)
+            if (type(obj), obj.pk) in hidden:
+                return f"{kind}: one you may not view"
+            if model_admin is None:
+                return f"{kind}: {obj}"
+            name = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change"
+            return format_html(
+                '{}: <a href="{}">{}</a>', kind, reverse(name, args=[quote(obj.pk)]), obj
+            )
+
+        to_delete = collector.nested(describe)
+        protected = [describe(obj) for obj in collector.protected]
+        counts = {
+            model._meta.verbose_name_plural: len(group)
+            for model, group in collector.model_objs.items()
+        }
+        return to_delete, counts, perms_needed, protected
 
     def _allowed(self, request, action, obj):
         if obj is not None:

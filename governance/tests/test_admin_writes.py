@@ -8,7 +8,7 @@ from django.contrib.messages.storage.fallback import FallbackStorage
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
 
-from catalog.models import Field, Table
+from catalog.models import Classification, Field, Table, Tag, TagCategory
 from governance.admin import GovernedAdmin
 from governance.models import ChangeLogEntry
 from governance.permissions import may_write
@@ -196,3 +196,27 @@ def test_the_api_names_owners_by_the_same_rule(world, url):
     assert kept.status_code == 200, kept.content
     assert (kept.json()["owner"], kept.json()["description"]) == ("former", "kept")
     assert api.patch(detail, {"owner": "sam"}, format="json").json()["owner"] == "sam"
+
+
+def test_delete_pages_name_only_what_the_user_may_view(world):
+    steward = world["steward"]
+    tag = Tag.objects.create(category=TagCategory.objects.create(name="Probe"), name="Email")
+    grant(tag, steward, "owner")
+    for source, name in ((world["alpha"], "email"), (world["bravo"], "salary_secret")):
+        table = Table.objects.create(source=source, schema="main", name="people")
+        field = Field.objects.create(table=table, name=name)
+        Classification.objects.create(field=field, rule="email", tag=tag, method="name")
+    client = Client()
+    client.force_login(steward)
+    page = client.get(f"/admin/catalog/tag/{tag.pk}/delete/")
+    action = client.post(
+        "/admin/catalog/tag/", {"action": "delete_selected", "_selected_action": [tag.pk]}
+    )
+    for response in (page, action):
+        assert response.status_code == 200
+        protected = response.context["protected"]
+        assert len(protected) == 2
+        assert "Classification: one you may not view" in protected
+        assert any("alpha.main.people.email" in item for item in protected)
+        assert "salary_secret" not in response.content.decode()
+    assert Tag.objects.filter(pk=tag.pk).exists()
