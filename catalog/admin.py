@@ -63,6 +63,9 @@ class TableAdmin(GovernedAdmin):
     ]
     filter_horizontal = ["tags"]
     inlines = [FieldInline]
+    # Stated here as well as on the model: the field count's GROUP BY drops the model's
+    # default order, and autocompletes page through this list.
+    ordering = ["fqn"]
     fieldsets = [
         (
             None,
@@ -102,6 +105,12 @@ class TableAdmin(GovernedAdmin):
         ("Record", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A table does not move between sources (as in the API): its name, grants and scans
+        # come from the source it was created under.
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if obj is None else ["source", *readonly]
+
     def get_queryset(self, request):
         return (
             super()
@@ -130,8 +139,14 @@ class FieldAdmin(GovernedAdmin):
     list_display = ["name", "table", "data_type", "nullable", "is_primary_key", "removed"]
     list_filter = ["data_type", "is_primary_key", "removed", "tags"]
     search_fields = ["name", "description", "table__fqn"]
-    readonly_fields = ["table", "comment", "removed"]
+    readonly_fields = ["comment", "removed"]
     filter_horizontal = ["tags"]
+    autocomplete_fields = ["table"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Chosen when the field is added (among tables the user may change), fixed after.
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if obj is None else ["table", *readonly]
 
 
 @admin.register(SchemaVersion)

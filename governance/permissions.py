@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
@@ -48,6 +49,51 @@ def can(user, action, obj):
     if parent is not None:
         return can(user, "view" if action == "view" else "change", parent)
     return user.has_perm(perm, obj)
+
+
+def may_write(user, action, obj, original=None):
+    """Whether the user may have written obj as it now stands; asked after every write of
+    the API and the admin, inside its transaction. Adding needs "add" on the result (change on
+    its permission parent); changing needs "change" on the object as it was (`original`) and
+    as it is, so that moving it under another parent needs change on both parents."""
+    if original is not None and not can(user, action, original):
+        return False
+    return can(user, action, obj)
+
+
+def reference_action(field):
+    """What a writer needs on the object a relation field points to: change on the
+    permission parent (adding or moving an object under it changes it), view on any other
+    (a lineage edge's upstream table, a table's tags)."""
+    return "change" if field.name == getattr(field.model, "permission_parent", None) else "view"
+
+
+def assignable_users():
+    """Who may be named on an object (its owner): active accounts. Naming colleagues needs
+    the list of their usernames (nothing more: no names, addresses or roles), shown only to
+    someone who may add or change the object; an account that cannot sign in cannot be
+    accountable for anything."""
+    return get_user_model()._default_manager.filter(is_active=True)
+
+
+def is_governed(model):
+    """Objects with a visibility rule (restrict()), and users (assignable_users())."""
+    return hasattr(model._default_manager, "restrict") or model is get_user_model()
+
+
+def usable(user, field, queryset=None, action=None):
+    """The objects a relation field may point to when the user writes it: restrict() for
+    reference_action(field) (or `action`), assignable_users() for users. `queryset` is what
+    to narrow (an admin's ordering, a search); relations to models outside governance
+    (content types, schedules) carry no object data and are left as they are."""
+    related = field.related_model
+    if queryset is None:
+        queryset = related._default_manager.all()
+    if related is get_user_model():
+        return queryset & assignable_users()
+    if hasattr(queryset, "restrict"):
+        return queryset.restrict(user, action or reference_action(field))
+    return queryset
 
 
 @dataclass(frozen=True)

@@ -141,13 +141,6 @@ class LineageEdgeAdmin(GovernedAdmin):
         # Drawing an edge into a table is changing that table (as in the API).
         return Table.objects.restrict(request.user, "change").exists()
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "upstream":
-            kwargs["queryset"] = Table.objects.restrict(request.user, "view")
-        elif db_field.name == "downstream":
-            kwargs["queryset"] = Table.objects.restrict(request.user, "change")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)

@@ -9,7 +9,6 @@ from django.utils.html import format_html
 
 from governance import jobs
 from governance.admin import GovernedAdmin, ReadOnlyAdmin
-from governance.services import grant_creator
 
 from .models import ConnectionTest, DataSource
 from .tasks import check_connections
@@ -220,11 +219,6 @@ class DataSourceAdmin(GovernedAdmin):
                 job.pk,
             ),
         )
-
-    def save_model(self, request, obj, form, change):
-        obj.save()
-        if not change:
-            grant_creator(request.user, obj)
 
 
 @admin.register(ConnectionTest)

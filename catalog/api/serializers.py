@@ -1,11 +1,10 @@
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from governance.api.fields import ManyRelatedField, SlugRelatedField
-from governance.api.serializers import ModelSerializer
+from governance.api.serializers import ModelSerializer, OwnerField
 from sources.models import DataSource
 
 from ..models import Classification, Field, SchemaVersion, Table, Tag, TagCategory
@@ -52,12 +51,7 @@ class TableSerializer(ModelSerializer):
     source = serializers.PrimaryKeyRelatedField(
         queryset=DataSource.objects.all(), required=False, allow_null=True
     )
-    owner = SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        required=False,
-        allow_null=True,
-    )
+    owner = OwnerField()
     tags = TagField(many=True, required=False)
     last_seen = serializers.SerializerMethodField()
     field_count = serializers.SerializerMethodField()

@@ -2,7 +2,23 @@ from django.db import models
 from rest_framework import serializers
 
 from ..models import AccessLogEntry, ApiToken, ChangeLogEntry, JobRun
-from .fields import BooleanField, CharField, JSONField
+from ..permissions import assignable_users
+from .fields import BooleanField, CharField, JSONField, SlugRelatedField
+
+
+class OwnerField(SlugRelatedField):
+    """An object's owner, by username: an account that may be named (assignable_users), or
+    the one the object already has; any other name is refused as a missing one is."""
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", required=False, allow_null=True, **kwargs)
+
+    def get_queryset(self):
+        users = assignable_users()
+        owner_id = getattr(self.root.instance, "owner_id", None)
+        if owner_id is None:
+            return users
+        return users | users.model._default_manager.filter(pk=owner_id)
 
 
 class JobRunSerializer(serializers.ModelSerializer):

@@ -1,6 +1,8 @@
 """The one base viewset: every queryset restricted by object permissions, the action's
 permission checked on the object, writes in a transaction and re-checked after saving."""
 
+import copy
+
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import mixins, viewsets
@@ -10,7 +12,7 @@ from rest_framework.permissions import SAFE_METHODS
 
 from .. import changelog
 from ..filtersets import GovernedFilterBackend
-from ..permissions import METHOD_ACTIONS, can, perm_name
+from ..permissions import METHOD_ACTIONS, can, may_write, perm_name
 from ..services import grant_creator
 
 
@@ -80,9 +82,10 @@ class GovernedGenericViewSet(viewsets.GenericViewSet):
             )
         return obj
 
-    def recheck(self, obj, action):
-        """After the write, the result must still be something the user may act on."""
-        if not can(self.request.user, action, obj):
+    def recheck(self, obj, action, original=None):
+        """After the write, the result must still be something the user may act on (and,
+        for a change, so must the object as it was: see may_write)."""
+        if not may_write(self.request.user, action, obj, original):
             raise PermissionDenied(
                 f"You may not {action} this {self.model._meta.verbose_name} as written."
             )
@@ -114,8 +117,9 @@ class GovernedViewSet(
         self.recheck(obj, "add")
 
     def perform_update(self, serializer):
+        original = copy.copy(serializer.instance)
         obj = serializer.save()
-        self.recheck(obj, "change")
+        self.recheck(obj, "change", original)
 
 
 class GovernedReadOnlyViewSet(GovernedViewSet):

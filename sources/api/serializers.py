@@ -1,13 +1,12 @@
 import copy
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from rest_framework import serializers
 
-from governance.api.fields import JSONField, SlugRelatedField
-from governance.api.serializers import ModelSerializer
+from governance.api.fields import JSONField
+from governance.api.serializers import ModelSerializer, OwnerField
 from governance.crypto import MASK
 
 from ..models import ConnectionTest, DataSource
@@ -44,12 +43,7 @@ class DataSourceSerializer(ModelSerializer):
         required=False, allow_blank=True, max_length=1024, trim_whitespace=False
     )
     options = JSONField(required=False)
-    owner = SlugRelatedField(
-        slug_field="username",
-        queryset=get_user_model().objects.all(),
-        required=False,
-        allow_null=True,
-    )
+    owner = OwnerField()
 
     class Meta:
         model = DataSource
