@@ -124,13 +124,9 @@ class LineageEdgeAdmin(GovernedAdmin):
         return ["upstream", "downstream", *self.readonly_fields]
 
     def get_queryset(self, request):
-        # The edge's downstream table grants it; its upstream must be visible too, so that
-        # no list or search names a table the user may not view.
-        visible = Table.objects.restrict(request.user, "view").values("pk")
         return (
             super()
             .get_queryset(request)
-            .filter(upstream__in=visible)
             .annotate(
                 _evidence=Count("evidence", distinct=True),
                 _field_edges=Count("field_edges", distinct=True),
