@@ -21,6 +21,7 @@ from .models import (
     Origin,
     Status,
 )
+from .selectors import redact_evidence
 from .services import EdgeSpec, Evidence, LineageError, decide, record_edges
 
 
@@ -54,6 +55,18 @@ class EvidenceInline(ReadOnlyUnderEdge):
     related = ("view", "run__job", "created_by")
     fields = ["kind", "snippet", "sql_hash", "view", "run", "created_by", "created_at"]
     readonly_fields = fields
+
+    def get_formset(self, request, obj=None, **kwargs):
+        """The rows as the user may read them: names of tables they may not view redacted."""
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class Redacted(formset):
+            def get_queryset(self):
+                rows = super().get_queryset()
+                redact_evidence(request.user, rows)
+                return rows
+
+        return Redacted
 
 
 class FieldEdgeInline(ReadOnlyUnderEdge):

@@ -4,6 +4,7 @@ from django.db.models import Count, Prefetch, Q
 from catalog.models import Table
 
 from ..models import LineageEdge, LineageEvidence
+from ..selectors import redact_evidence
 
 register = template.Library()
 SHOWN = 100  # edges listed per direction; the edge list has the rest
@@ -38,6 +39,7 @@ def table_lineage(context, table):
     visible = set(
         Table.objects.restrict(user, "view").filter(pk__in=views).values_list("pk", flat=True)
     )
+    redact_evidence(user, [ev for edge in upstream + downstream for ev in edge.evidence.all()])
     for edge in upstream + downstream:
         edge.shown_evidence = [
             (ev, ev.view if ev.view_id in visible else None) for ev in edge.evidence.all()
