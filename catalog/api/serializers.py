@@ -3,6 +3,7 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from governance.api.serializers import GovernedModelSerializer
 from sources.models import DataSource
 
 from ..models import Classification, Field, SchemaVersion, Table, Tag, TagCategory
@@ -38,7 +39,7 @@ def check_exclusive(tags):
     return tags
 
 
-class TableSerializer(serializers.ModelSerializer):
+class TableSerializer(GovernedModelSerializer):
     source = serializers.PrimaryKeyRelatedField(
         queryset=DataSource.objects.all(), required=False, allow_null=True
     )
