@@ -507,6 +507,10 @@ def test_a_dataset_of_a_source_the_user_may_not_see_is_an_external_table(shop, s
     body["run"]["runId"] = str(uuid.uuid4())
     assert post(client_for(steward), body).status_code == 201
     assert LineageEdge.objects.filter(upstream=orders).exists()
+    # A steward of the source brings the stand-in in by mapping a namespace to it.
+    LineageNamespace.objects.create(namespace="proxy://shop", source=shop)
+    assert not Table.objects.filter(pk=outside.pk).exists()
+    assert LineageEdge.objects.filter(upstream=orders).count() == 1
 
 
 def test_external_tables_need_the_add_table_right(shop):
