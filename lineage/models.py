@@ -182,8 +182,8 @@ class LineageEvidence(models.Model):
     key = models.CharField(max_length=100)
     sql_hash = models.CharField(max_length=64, blank=True)
     snippet = models.TextField(blank=True)
-    # [table id, name as the snippet writes it] for every catalog table the snippet names:
-    # a reader who may not view one of them reads the snippet with that name redacted.
+    # [table id, table name] for every catalog table the snippet names, as they were when
+    # it was recorded: a reader who may not view one of them reads that name redacted.
     tables = models.JSONField(default=list, blank=True)
     view = models.ForeignKey(
         "catalog.Table", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
