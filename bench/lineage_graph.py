@@ -13,7 +13,8 @@ It then times lineage.graph.lineage() (the service behind GET /api/v1/lineage/ta
 upstream|downstream: the recursive walk, the visibility query, the answer) from --roots
 seeded random roots (200) in each direction at depth 3 and 10, as a superuser and as a user
 granted viewer on every other source (permission caches cleared before each call, as in a
-fresh request), and the database primitive lineage.graph.edge_levels() alone. Prints
+fresh request), the database primitive lineage.graph.edge_levels() alone, and the edge list
+of the API (GET /api/v1/lineage/?table=<root>, in-process) as both users. Prints
 p50/p95/p99/max ms per query kind, the answer sizes, the indexes on the edge table and the
 load average. Goal: p95 under 50 ms at depth 3.
 
@@ -216,6 +217,35 @@ def time_primitive(roots, direction, depth, warmup):
     return summary
 
 
+def time_edge_list(user, roots, warmup):
+    """GET /api/v1/lineage/?table=<root>, in-process: the edge list the API and the admin
+    filter through LineageEdge's restrict() (both ends visible), serialized."""
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from lineage.api.views import LineageEdgeViewSet
+
+    view = LineageEdgeViewSet.as_view({"get": "list"})
+    factory = APIRequestFactory()
+
+    def get(root):
+        request = factory.get("/api/v1/lineage/", {"table": root.pk}, HTTP_HOST="localhost")
+        force_authenticate(request, user=fresh(user))
+        response = view(request)
+        assert response.status_code == 200, response.data
+        return response.data["count"]
+
+    for root in roots[:warmup]:
+        get(root)
+    times, listed = [], 0
+    for root in roots:
+        started = time.perf_counter()
+        listed += get(root)
+        times.append((time.perf_counter() - started) * 1000)
+    summary = benchlib.summarize(times)
+    summary["mean_edges"] = round(listed / len(roots), 1)
+    return summary
+
+
 def edge_indexes():
     from django.db import connection
 
@@ -270,11 +300,18 @@ def main():
             "superuser": time_walks(admin, roots, direction, depth, args.warmup),
             "viewer": time_walks(viewer, roots, direction, depth, args.warmup),
         }
+    progress("edge list ...")
+    results["edge list (API)"] = {
+        "superuser": time_edge_list(admin, roots, args.warmup),
+        "viewer": time_edge_list(viewer, roots, args.warmup),
+    }
     load_after = os.getloadavg()
 
     rows = []
     for key, by_who in results.items():
         for who in ("primitive", "superuser", "viewer"):
+            if who not in by_who:
+                continue
             s = by_who[who]
             rows.append(
                 [key, who if who != "primitive" else "edge_levels()", s["n"], s["p50_ms"],

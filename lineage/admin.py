@@ -21,6 +21,7 @@ from .models import (
     Origin,
     Status,
 )
+from .selectors import redact_evidence
 from .services import EdgeSpec, Evidence, LineageError, decide, record_edges
 
 
@@ -54,6 +55,18 @@ class EvidenceInline(ReadOnlyUnderEdge):
     related = ("view", "run__job", "created_by")
     fields = ["kind", "snippet", "sql_hash", "view", "run", "created_by", "created_at"]
     readonly_fields = fields
+
+    def get_formset(self, request, obj=None, **kwargs):
+        """The rows as the user may read them: names of tables they may not view redacted."""
+        formset = super().get_formset(request, obj, **kwargs)
+
+        class Redacted(formset):
+            def get_queryset(self):
+                rows = super().get_queryset()
+                redact_evidence(request.user, rows)
+                return rows
+
+        return Redacted
 
 
 class FieldEdgeInline(ReadOnlyUnderEdge):
@@ -124,13 +137,9 @@ class LineageEdgeAdmin(GovernedAdmin):
         return ["upstream", "downstream", *self.readonly_fields]
 
     def get_queryset(self, request):
-        # The edge's downstream table grants it; its upstream must be visible too, so that
-        # no list or search names a table the user may not view.
-        visible = Table.objects.restrict(request.user, "view").values("pk")
         return (
             super()
             .get_queryset(request)
-            .filter(upstream__in=visible)
             .annotate(
                 _evidence=Count("evidence", distinct=True),
                 _field_edges=Count("field_edges", distinct=True),

@@ -112,6 +112,15 @@ class Catalog:
                 return None
         return None
 
+    def named(self, name):
+        """Every table `name` ("schema.table") may mean, in any case."""
+        schema, table = _split(name)
+        return [
+            t
+            for t in self.by_name.get(table.lower(), [])
+            if schema is None or t.schema.lower() == schema.lower()
+        ]
+
     def resolve_unqualified(self, name, schemas):
         """The table an unqualified name means: the first of `schemas` (a search path) that
         has it, else the only table of that name."""
@@ -185,6 +194,16 @@ def _specs(lineage, resolved, catalog, evidence):
     return specs
 
 
+def _named(names, resolved, catalog):
+    """The catalog tables an evidence text names: the table each name resolved to and, for
+    a name that did not resolve (ambiguous, or not among the tables the user may view),
+    every table of `catalog` it may mean, so that its readers never see a hidden name."""
+    tables = []
+    for name in names:
+        tables.extend([resolved[name]] if name in resolved else catalog.named(name))
+    return tables
+
+
 def _unresolved(lineage, resolved, catalog):
     missing = set(lineage.unresolved)
     missing |= {n for n in lineage.sources | lineage.targets if n not in resolved}
@@ -240,14 +259,25 @@ def infer(sql, dialect, default_schema="", source=None, apply=False, user=None):
     denied = sorted(t.fqn for t in targets if user is not None and not can(user, "change", t))
     if denied:
         raise ApplyDenied(denied)
+    texts = [
+        (statement, lineage, sqllineage.referenced_tables([statement], default_schema))
+        for statement, lineage in per_statement
+    ]
+    for _, lineage, statement_names in texts:
+        statement_names |= lineage.sources | lineage.targets
+    # The names the user cannot see, among every table (of the source when given).
+    unseen = Catalog.lookup(
+        {n for _, _, names in texts for n in names if n not in resolved}, source=source
+    )
     specs = []
-    for statement, lineage in per_statement:
+    for statement, lineage, statement_names in texts:
         digest = sql_hash(statement, read)
         evidence = Evidence(
             kind=LineageEvidence.Kind.SQL,
             key=digest,
             sql_hash=digest,
             snippet=statement.sql(dialect=read, pretty=True)[:SNIPPET_CHARS],
+            tables=_named(statement_names, resolved, unseen),
         )
         specs.extend(_specs(lineage, resolved, catalog, evidence))
     with transaction.atomic():
@@ -329,6 +359,7 @@ def infer_views(source, views):
             sql_hash=hashlib.sha256(view.view_definition.encode()).hexdigest(),
             snippet=view.view_definition[:SNIPPET_CHARS],
             view=view,
+            tables=[view, *_named(view_names | lineage.sources, resolved, catalog)],
         )
         view_specs = [
             s for s in _specs(lineage, resolved, catalog, evidence) if s.downstream.pk in view_ids

@@ -4,7 +4,8 @@ each with its provenance and the evidence that supports it.
 One edge per (upstream, downstream) pair whatever its origin; a steward's manual edge is
 approved on creation, an edge inferred from SQL or received from OpenLineage waits for a
 steward. A grant on a source covers the lineage into its tables (permission parent: the
-downstream table); graph answers also hide upstream tables the user may not see.
+downstream table), and an edge is visible only to whoever may view both its tables
+(LineageEdgeQuerySet.restrict), which field edges and evidence inherit through their edge.
 """
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from governance.models import BaseModel
-from governance.permissions import RestrictedQuerySet
+from governance.permissions import RestrictedQuerySet, perm_name
 
 
 class Origin(models.TextChoices):
@@ -25,6 +26,23 @@ class Status(models.TextChoices):
     APPROVED = "approved"
     PENDING = "pending"
     REJECTED = "rejected"
+
+
+class LineageEdgeQuerySet(RestrictedQuerySet):
+    def restrict(self, user, action="view"):
+        """The downstream table grants an edge (its permission parent); the upstream table
+        must be visible too, so that no list, log, job or evidence names a table the user
+        may not see. The one place this rule lives: admin, API, change log, jobs, bulk
+        export and field edges and evidence (through their edge) all come here."""
+        edges = super().restrict(user, action)
+        table = self.model.upstream.field.related_model
+        if user is None or user.is_superuser or user.has_perm(perm_name(table, "view")):
+            return edges
+        visible = table.objects.restrict(user, "view").values("pk")
+        edges = edges.filter(upstream__in=visible)
+        if user.has_perm(perm_name(self.model, action)):  # a global grant skipped the parent
+            edges = edges.filter(downstream__in=visible)
+        return edges
 
 
 class LineageEdge(BaseModel):
@@ -47,7 +65,7 @@ class LineageEdge(BaseModel):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = LineageEdgeQuerySet.as_manager()
     permission_parent = "downstream"
 
     class Meta:
@@ -164,6 +182,9 @@ class LineageEvidence(models.Model):
     key = models.CharField(max_length=100)
     sql_hash = models.CharField(max_length=64, blank=True)
     snippet = models.TextField(blank=True)
+    # [table id, table name] for every catalog table the snippet names, as they were when
+    # it was recorded: a reader who may not view one of them reads that name redacted.
+    tables = models.JSONField(default=list, blank=True)
     view = models.ForeignKey(
         "catalog.Table", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -5,10 +5,11 @@ parse_events() checks a decoded request body and names the first problem with a 
 ingest() writes everything in one transaction after checking the user's rights on every
 dataset, so a refused or malformed batch writes nothing.
 
-A dataset is matched to a scanned table when its namespace names a source, either through a
-LineageNamespace row or by the OpenLineage naming conventions (postgres://host:port with
-database.schema.table, mysql://host:port with database.table, oracle://host:port with
-service.schema.table, mongodb://host:port with database.collection, elasticsearch://host:port
+A dataset is matched to a scanned table when its namespace names a source the user may view
+(a hidden source is answered like a missing one), either through a LineageNamespace row or
+by the OpenLineage naming conventions (postgres://host:port with database.schema.table,
+mysql://host:port with database.table, oracle://host:port with service.schema.table,
+mongodb://host:port with database.collection, elasticsearch://host:port
 with the index, sqlite:<file> with the table). A dataset of such a source that the catalog
 does not hold yet (a pipeline's new table, an event that comes before the first scan) is
 created under that source, where the next scan finds it and fills it in. Any other dataset
@@ -18,7 +19,8 @@ name).
 Rights: posting lineage needs the global "add lineage edge" permission (the Steward and Admin
 roles); each output table needs change, each input table view (change when fields would be
 added to it); a new table under a source needs change on the source, and a new external
-table the global "add table" permission.
+table the global "add table" permission. An external table is unique by namespace and name:
+one the user may not see is a conflict, refused like one they may see but not write.
 """
 
 import datetime
@@ -355,19 +357,22 @@ def _chunks(items, size=CHUNK):
 
 class DatasetResolver:
     """Finds the catalog tables datasets name, all of a request's datasets at once: the
-    sources their namespaces may point at, then every candidate table in a few queries."""
+    sources their namespaces may point at, then every candidate table in a few queries.
+    Only sources the user may view count: a namespace of a hidden source is answered like
+    one that names no source (its datasets are external tables)."""
 
-    def __init__(self, refs):
+    def __init__(self, refs, user):
         namespaces = {ref.namespace for ref in refs}
+        visible = DataSource.objects.restrict(user, "view")
         mapped = dict(
-            LineageNamespace.objects.filter(namespace__in=namespaces).values_list(
-                "namespace", "source_id"
-            )
+            LineageNamespace.objects.filter(
+                namespace__in=namespaces, source__in=visible.values("pk")
+            ).values_list("namespace", "source_id")
         )
         kinds = {family(namespace) for namespace in namespaces} - {""}
         # Only the sources a namespace can name: its mapping or a source of its kind.
         self.sources = list(
-            DataSource.objects.filter(Q(kind__in=kinds) | Q(pk__in=set(mapped.values()))).only(
+            visible.filter(Q(kind__in=kinds) | Q(pk__in=set(mapped.values()))).only(
                 "id", "name", "kind", "host", "port", "database"
             )
         )
@@ -588,10 +593,10 @@ def _named_fields(datasets):
                 yield ref, SchemaField(name, "", "")
 
 
-def _plan(events):
+def _plan(events, user):
     plan = Plan()
     datasets = [item for event in events for item in _datasets(event)]
-    resolver = DatasetResolver({dataset.ref for dataset, _ in datasets})
+    resolver = DatasetResolver({dataset.ref for dataset, _ in datasets}, user)
     for dataset, is_output in datasets:
         if dataset.ref not in plan.tables:
             plan.tables[dataset.ref] = resolver.resolve(dataset.ref)
@@ -795,7 +800,7 @@ def _runs(events, jobs):
         else:
             if run.job_id != job.pk:
                 raise EventError(
-                    f"{event.pointer}/run/runId", f"run {event.run_id} belongs to job {run.job}"
+                    f"{event.pointer}/run/runId", f"run {event.run_id} belongs to another job"
                 )
             newer = (t, STATE_RANK[state]) >= (run.event_time, STATE_RANK[run.state])
             if newer and not (run.state in TERMINAL and state not in TERMINAL):
@@ -896,7 +901,7 @@ def _ingest(events, *, user):
     run_ids, jobs_seen = [], []
     now = timezone.now()
     with transaction.atomic():
-        plan = _plan(events)
+        plan = _plan(events, user)
         _check(user, plan)
         totals["tables_created"] = len(_create_tables(plan, user, now))
         totals["fields_created"] = len(_create_fields(plan))

@@ -39,6 +39,7 @@ class Evidence:
     snippet: str = ""
     view: object = None  # catalog.Table
     run: object = None  # LineageRun
+    tables: list = field(default_factory=list)  # the catalog.Tables the snippet names
 
 
 @dataclass
@@ -155,6 +156,7 @@ def record_edges(specs, *, origin, user=None):
                         key=ev.key[:100],
                         sql_hash=ev.sql_hash,
                         snippet=ev.snippet,
+                        tables=named_tables(ev.tables),
                         view=ev.view,
                         run=ev.run,
                         created_by=user,
@@ -166,6 +168,11 @@ def record_edges(specs, *, origin, user=None):
         counts["evidence"] = len(evidence)
         neo4j_sync_on_commit(edge_ids)
     return edges, counts
+
+
+def named_tables(tables):
+    """LineageEvidence.tables: each table once, as [id, name], in id order."""
+    return [[pk, name] for pk, name in sorted({(t.pk, t.name) for t in tables})]
 
 
 def decide(edges, *, status, user):
@@ -211,7 +218,9 @@ def retire_view_evidence(views):
     for key, pks in outdated.items():
         evidence = by_key[key][0]
         LineageEvidence.objects.filter(pk__in=pks).update(
-            sql_hash=evidence.sql_hash, snippet=evidence.snippet
+            sql_hash=evidence.sql_hash,
+            snippet=evidence.snippet,
+            tables=named_tables(evidence.tables),
         )
     counts["field_edges_retired"] = _retire_field_edges(redefined)
     if not stale:

@@ -67,7 +67,9 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response(FieldSerializer(page, many=True).data)
         self.recheck(table, "change")
-        serializer = FieldSerializer(data=request.data, context={"table": table})
+        serializer = FieldSerializer(
+            data=request.data, context={**self.get_serializer_context(), "table": table}
+        )
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             serializer.save(table=table)
@@ -80,7 +82,10 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
         table = self.get_object()
         if not isinstance(request.data, list) or not request.data:
             raise serializers.ValidationError({"detail": "expected a non-empty JSON list"})
-        items = [FieldSerializer(data=item, context={"table": table}) for item in request.data]
+        items = [
+            FieldSerializer(data=item, context={**self.get_serializer_context(), "table": table})
+            for item in request.data
+        ]
         errors = {index: s.errors for index, s in enumerate(items) if not s.is_valid()}
         seen = set()
         for index, item in enumerate(items):

@@ -235,7 +235,9 @@ class CatalogSection(Section):
         return self.users[value]
 
     def load_vocabulary(self):
-        self.sources = dict(DataSource.objects.values_list("name", "pk"))
+        # A source the user may not view is named like one that does not exist.
+        visible = DataSource.objects.restrict(self.run.user, "view")
+        self.sources = dict(visible.values_list("name", "pk"))
         self.users = dict(get_user_model().objects.values_list("username", "pk"))
         self.usernames = {pk: name for name, pk in self.users.items()}
         self.tags = {

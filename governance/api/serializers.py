@@ -79,7 +79,11 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
 
 class ModelSerializer(serializers.ModelSerializer):
     """The base of writable model serializers: input is taken as the JSON types the schema
-    states (see governance.api.fields)."""
+    states (see governance.api.fields), and related objects chosen by id (a table's source)
+    come from what the requesting user may see, as GovernedFilterSet does for filters: a
+    hidden parent is "Invalid pk" exactly like a missing one, and it is refused before
+    anything under it (uniqueness) is checked. Without a request in the context nothing is
+    offered."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
@@ -89,6 +93,16 @@ class ModelSerializer(serializers.ModelSerializer):
         models.SlugField: CharField,
         models.BooleanField: BooleanField,
     }
+
+    def get_fields(self):
+        fields = super().get_fields()
+        user = getattr(self.context.get("request"), "user", None)
+        for field in fields.values():
+            field = getattr(field, "child_relation", field)
+            queryset = getattr(field, "queryset", None)
+            if hasattr(queryset, "restrict"):
+                field.queryset = queryset.restrict(user, "view")
+        return fields
 
 
 class ApiTokenSerializer(ModelSerializer):

@@ -54,6 +54,7 @@ def test_import_page_previews_errors_then_counts_then_imports(setup):
 
 def test_import_page_names_objects_the_user_may_not_change(setup):
     Table.objects.create(source=setup["hr"], schema="public", name="salaries")
+    grant(setup["hr"], setup["steward"], "viewer")
     content = json.dumps({"tables": [{"source": "hr", "schema": "public", "name": "salaries"}]})
     page = post(setup["client"], content, mode="upsert").content.decode()
     assert "You may not change" in page and "table hr.public.salaries" in page
@@ -100,5 +101,8 @@ def test_commands_export_and_import_with_permissions(setup, tmp_path):
         call_command("import_catalog", str(target), "--user", "stella", verbosity=0)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"tables": [{"source": "hr", "schema": "public", "name": "x"}]}))
+    with pytest.raises(CommandError, match="1 error"):  # no data source named 'hr'
+        call_command("import_catalog", str(bad), "--user", "stella", verbosity=0)
+    grant(setup["hr"], setup["steward"], "viewer")
     with pytest.raises(CommandError, match="may not change"):
         call_command("import_catalog", str(bad), "--user", "stella", verbosity=0)

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from ..graph import DEFAULT_STATUSES, MAX_DEPTH, MIN_DEPTH
 from ..models import FieldLineageEdge, LineageEdge, LineageEvidence, Origin, Status
+from ..selectors import redact_evidence
 
 ID = {"min_value": 1, "max_value": 2**63 - 1}
 
@@ -17,11 +18,21 @@ class FieldRefSerializer(serializers.Serializer):
     table = serializers.IntegerField(source="table_id")
 
 
+def _reader(serializer):
+    return serializer.context["request"].user
+
+
 class LineageEvidenceSerializer(serializers.ModelSerializer):
+    """Evidence as the requesting user may read it (lineage.selectors.redact_evidence)."""
+
     run = serializers.UUIDField(source="run.run_id", read_only=True, default=None, allow_null=True)
     created_by = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+
+    def to_representation(self, evidence):
+        redact_evidence(_reader(self), [evidence])  # done already when read in a batch
+        return super().to_representation(evidence)
 
     class Meta:
         model = LineageEvidence
@@ -49,6 +60,15 @@ class FieldLineageEdgeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class LineageEdgeListSerializer(serializers.ListSerializer):
+    """A page of edges: their evidence is redacted in one batch (one query) first."""
+
+    def to_representation(self, data):
+        edges = list(data.all() if hasattr(data, "all") else data)
+        redact_evidence(_reader(self), [ev for edge in edges for ev in edge.evidence.all()])
+        return super().to_representation(edges)
+
+
 class LineageEdgeSerializer(serializers.ModelSerializer):
     upstream = TableRefSerializer(read_only=True)
     downstream = TableRefSerializer(read_only=True)
@@ -63,6 +83,7 @@ class LineageEdgeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LineageEdge
+        list_serializer_class = LineageEdgeListSerializer
         fields = [
             "id",
             "upstream",

@@ -494,13 +494,23 @@ def test_output_without_change_right_is_403_naming_it(shop, steward):
     assert post(client_for(steward), body).status_code == 201
 
 
-def test_input_without_view_right_is_403(shop, steward):
+def test_a_dataset_of_a_source_the_user_may_not_see_is_an_external_table(shop, steward):
+    """A hidden source answers like a missing one: its namespace names no source for this
+    user, so its datasets become external tables and the source's tables are untouched."""
     body = event()  # reads shop.public.orders, writes to the lake
-    response = post(client_for(steward), body)
-    assert response.status_code == 403
-    assert response.json()["datasets"] == [f"{PG}/shop.public.orders"]
-    grant(shop, steward, "viewer")
     assert post(client_for(steward), body).status_code == 201
+    outside = Table.objects.get(fqn=f"manual.{PG}.shop.public.orders")
+    assert (outside.source, outside.kind) == (None, "external")
+    orders = Table.objects.get(source=shop)
+    assert not LineageEdge.objects.filter(upstream=orders).exists()
+    grant(shop, steward, "viewer")
+    body["run"]["runId"] = str(uuid.uuid4())
+    assert post(client_for(steward), body).status_code == 201
+    assert LineageEdge.objects.filter(upstream=orders).exists()
+    # A steward of the source brings the stand-in in by mapping a namespace to it.
+    LineageNamespace.objects.create(namespace="proxy://shop", source=shop)
+    assert not Table.objects.filter(pk=outside.pk).exists()
+    assert LineageEdge.objects.filter(upstream=orders).count() == 1
 
 
 def test_external_tables_need_the_add_table_right(shop):
