@@ -1,5 +1,4 @@
 from django.contrib import admin, messages
-from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -7,6 +6,7 @@ from governance.admin import GovernedAdmin, ReadOnlyAdmin
 from governance.permissions import can
 from sources.admin import DataSourceAdmin
 
+from . import selectors
 from .models import Classification, ClassifierRule, Field, SchemaVersion, Table, Tag, TagCategory
 from .services import classification_decide, scan_enqueue
 
@@ -116,7 +116,7 @@ class TableAdmin(GovernedAdmin):
             super()
             .get_queryset(request)
             .select_related("source", "owner")
-            .annotate(_field_count=Count("fields", filter=Q(fields__removed=False)))
+            .annotate(_field_count=selectors.field_count())
         )
 
     @admin.display(description="fields", ordering="_field_count")

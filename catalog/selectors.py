@@ -6,18 +6,59 @@ import operator
 from functools import reduce
 
 from django.db import connection
-from django.db.models import Case, FloatField, Q, Value, When
-from django.db.models.functions import Upper
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Upper
 
-from .models import Field, Table
+from .models import Field, Table, Tag
 
 
-def _matches(queryset, q):
-    """Rows whose name, description or comment contains q, or that carry a tag named q.
-    On PostgreSQL each condition is its own indexed query (trigram indexes on UPPER(column),
-    as icontains compares) and their union picks the candidates; names within a typo of q
-    match too. One OR over all conditions would read every row instead."""
+def field_count():
+    """A table's fields that still exist, as an annotation. A correlated subquery is counted
+    for the rows a page shows only; Count() over a join would group every table the list
+    matches, for the page and again for its total (measured in bench/api_latency.py)."""
+    fields = Field.objects.filter(table=OuterRef("pk"), removed=False).order_by()
+    return Coalesce(Subquery(fields.values("table").annotate(n=Count("pk")).values("n")), 0)
+
+
+def tables_for_reading(queryset):
+    """The tables the read endpoints serialize: the owner's name, the source's last scan and
+    the field count come with each row, and the tags as a list, instead of whole related
+    objects and a queryset per table (bench/api_latency.py measures the difference)."""
+    return (
+        queryset.select_related(None)
+        .annotate(
+            owner_username=F("owner__username"),
+            source_last_scan_at=F("source__last_scan_at"),
+            field_count=field_count(),
+        )
+        .prefetch_related(None)
+        .prefetch_related(
+            Prefetch("tags", queryset=Tag.objects.select_related("category"), to_attr="tag_list")
+        )
+    )
+
+
+def _matches(queryset, q, typos=False):
+    """Rows whose name, description or comment contains q, or that carry a tag named q; with
+    `typos` (PostgreSQL), rows whose name is within a typo of q instead. On PostgreSQL each
+    condition is its own indexed query (trigram indexes on UPPER(column), as icontains
+    compares) and their union picks the candidates; one OR over all conditions would read
+    every row instead."""
     model = queryset.model
+    if typos:
+        rows = model._base_manager.annotate(upper_name=Upper("name")).order_by()
+        return queryset.filter(pk__in=rows.filter(upper_name__trigram_similar=q).values("pk"))
     column = "table_id" if model is Table else "field_id"
     tagged = model.tags.through.objects.filter(tag__name__icontains=q).values(column)
     conditions = [
@@ -28,13 +69,12 @@ def _matches(queryset, q):
     ]
     if connection.vendor != "postgresql":
         return queryset.filter(reduce(operator.or_, conditions))
-    conditions.append(Q(upper_name__trigram_similar=q))
-    rows = model._base_manager.annotate(upper_name=Upper("name")).order_by()
+    rows = model._base_manager.order_by()
     parts = [rows.filter(c).values("pk") for c in conditions]
     return queryset.filter(pk__in=parts[0].union(*parts[1:]))
 
 
-def _ranked(queryset, q):
+def _ranked(queryset, q, typos=False):
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import (
             SearchQuery,
@@ -49,7 +89,7 @@ def _ranked(queryset, q):
             + SearchVector("comment", weight="C", config="simple")
         )
         query = SearchQuery(q, search_type="websearch", config="simple")
-        return _matches(queryset, q).annotate(
+        return _matches(queryset, q, typos).annotate(
             score=SearchRank(vector, query)
             + TrigramSimilarity("name", q)
             + Case(
@@ -85,12 +125,26 @@ def search(user, q, *, source=None, kind=None, tag=None, classification=None, li
             classifications__tag__category__name=category,
             classifications__tag__name=name,
         ).exclude(classifications__status="rejected")
-    tables, fields = _ranked(tables, q), _ranked(fields, q)
+    results = _found(tables, fields, q, limit)
+    if len(results) < limit and connection.vendor == "postgresql":
+        # Names within a typo of q fill an answer that exact matches leave short; computing
+        # similarity for every row costs more than all the exact matches together, and a
+        # typo match ranks below a name that contains q anyway.
+        seen = {(r["type"], r["id"]) for r in results}
+        typos = _found(tables, fields, q, limit, typos=True)
+        results += [r for r in typos if (r["type"], r["id"]) not in seen]
+    results.sort(key=lambda r: (-r["score"], r["fqn"]))
+    return results[:limit]
+
+
+def _found(tables, fields, q, limit, typos=False):
+    """The best `limit` tables and the best `limit` fields for q, as search results."""
+    tables, fields = _ranked(tables, q, typos), _ranked(fields, q, typos)
     table_rows = tables.values("id", "name", "fqn", "description", "score").distinct()
     field_rows = fields.values(
         "id", "name", "table_id", "table__fqn", "description", "score"
     ).distinct()
-    results = [
+    return [
         {
             "type": "table",
             "id": r["id"],
@@ -113,5 +167,3 @@ def search(user, q, *, source=None, kind=None, tag=None, classification=None, li
         }
         for r in field_rows.order_by("-score", "table__fqn", "name")[:limit]
     ]
-    results.sort(key=lambda r: (-r["score"], r["fqn"]))
-    return results[:limit]

@@ -84,13 +84,22 @@ class TableSerializer(ModelSerializer):
         read_only_fields = ["fqn", "comment", "removed", "first_seen", "created_at", "updated_at"]
         validators = []  # uniqueness is checked on the fully qualified name in validate()
 
+    represented = ("tags",)
+
+    def represent(self, name, table):
+        if name == "tags" and hasattr(table, "tag_list"):  # selectors.tables_for_reading
+            return [str(tag) for tag in table.tag_list]
+        return super().represent(name, table)
+
     def get_last_seen(self, table) -> datetime | None:
         if table.removed:
             return table.removed_at
+        if "source_last_scan_at" in table.__dict__:  # selectors.tables_for_reading
+            return table.source_last_scan_at
         return table.source.last_scan_at if table.source_id else None
 
     def get_field_count(self, table) -> int:
-        counted = getattr(table, "field_count", None)  # annotated by the viewset's queryset
+        counted = getattr(table, "field_count", None)  # selectors.tables_for_reading
         return table.fields.filter(removed=False).count() if counted is None else counted
 
     def validate_tags(self, tags):

@@ -1,7 +1,7 @@
 from dataclasses import asdict
 
 from django.db import transaction
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -39,7 +39,6 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
     queryset = (
         Table.objects.select_related("source", "owner")
         .prefetch_related("tags__category")
-        .annotate(field_count=Count("fields", filter=Q(fields__removed=False)))
         .order_by("fqn")
     )
     serializer_class = TableSerializer
@@ -50,6 +49,12 @@ class TableViewSet(VersionHistoryMixin, GovernedViewSet):
         "fields": "view",
         "batch_fields": "change",
     }
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action in ("list", "retrieve"):
+            return selectors.tables_for_reading(queryset)
+        return queryset
 
     @extend_schema(responses=SchemaVersionSerializer(many=True))
     @action(detail=True, methods=["get"])

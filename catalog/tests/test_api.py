@@ -142,6 +142,27 @@ def test_search_finds_comments_tags_and_typos(scanned):
         assert ("table", "customers") in found("custmers")  # a typo still finds the name
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="typo matching needs pg_trgm")
+def test_typo_matches_fill_only_an_answer_exact_matches_leave_short(scanned):
+    _, table, _ = scanned
+    Field.objects.bulk_create(
+        Field(table=table, name=name, position=100 + n)
+        for n, name in enumerate(["order_0", "order_1", "order_2", "orders"])
+    )
+    admin = client_for(make_user("root", superuser=True))
+
+    def found(q, limit):
+        answer = admin.get(f"/api/v1/catalog/search?q={q}&limit={limit}").json()["results"]
+        return [r["name"] for r in answer]
+
+    assert "orders" in found("ordrs", 50)  # nothing contains "ordrs": the typo match answers
+    # Three names contain "order_"; "orders" is only within a typo of it.
+    assert sorted(found("order_", 3)) == ["order_0", "order_1", "order_2"]
+    longer = found("order_", 50)
+    assert sorted(longer[:3]) == ["order_0", "order_1", "order_2"]
+    assert longer[3:] == ["orders"]
+
+
 def test_search_ranks_names_and_respects_permissions(scanned):
     source, table, other = scanned
     Field.objects.create(table=other, name="salary_amount", description="gross pay")

@@ -2,7 +2,6 @@ import copy
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import BooleanField, ExpressionWrapper, F, Q
-from django.utils import timezone
 from rest_framework import serializers
 
 from governance.api.fields import JSONField
@@ -10,14 +9,6 @@ from governance.api.serializers import ModelSerializer, OwnerField
 from governance.crypto import MASK
 
 from ..models import ConnectionTest, DataSource
-
-# Fields whose to_representation returns a value of this type unchanged.
-UNCHANGED = {
-    serializers.CharField: str,
-    serializers.ChoiceField: str,
-    serializers.IntegerField: int,
-    serializers.BooleanField: bool,
-}
 
 
 def for_reading(queryset):
@@ -88,47 +79,14 @@ class DataSourceSerializer(ModelSerializer):
             "updated_at",
         ]
 
-    def to_representation(self, instance):
-        """The same output as ModelSerializer.to_representation, without its per-row
-        overhead: the fields are looked up once per process, and a value that its field
-        would return unchanged (a str for a CharField, say) skips the field."""
-        data = {}
-        for name, attname, unchanged_type, represent in self.read_plan():
-            if name == "password":
-                data[name] = MASK if password_is_set(instance) else ""
-            elif name == "options":
-                data[name] = instance.masked_options()
-            elif name == "owner":
-                data[name] = owner_username(instance)
-            else:
-                value = getattr(instance, attname)
-                if value is None or represent is None or type(value) is unchanged_type:
-                    data[name] = value
-                else:
-                    data[name] = represent(value)
-        return data
+    represented = ("password", "options")
 
-    @classmethod
-    def read_plan(cls):
-        """Per readable field: name, model attribute, the type of value the field returns
-        as it is, and field.to_representation (None when it returns every value as is)."""
-        plan = cls.__dict__.get("_read_plan")
-        if plan is None:
-            plan = []
-            for name, field in cls().fields.items():
-                if field.write_only:
-                    continue
-                if len(field.source_attrs) != 1:
-                    raise TypeError(f"{cls.__name__}.{name}: a dotted source needs its own code")
-                as_is = isinstance(field, serializers.JSONField) and not field.binary
-                if isinstance(field, serializers.DateTimeField):
-                    # Steward never activates a per-request time zone, so times are written
-                    # in TIME_ZONE without looking up the current zone for every value.
-                    field.timezone = timezone.get_default_timezone()
-                represent = None if as_is else field.to_representation
-                plan.append((name, field.source_attrs[0], UNCHANGED.get(type(field)), represent))
-            cls._read_plan = plan
-        return plan
+    def represent(self, name, instance):
+        if name == "password":
+            return MASK if password_is_set(instance) else ""
+        if name == "options":
+            return instance.masked_options()
+        return super().represent(name, instance)
 
     def validate_options(self, value):
         if not isinstance(value, dict):
@@ -163,12 +121,6 @@ def password_is_set(source):
     """From the for_reading() annotation when there is one: the stored token is not empty."""
     value = getattr(source, "password_is_set", None)
     return bool(source.password) if value is None else bool(value)
-
-
-def owner_username(source):
-    if "owner_username" in source.__dict__:
-        return source.owner_username
-    return source.owner.username if source.owner_id is not None else None
 
 
 class ConnectionTestResultSerializer(serializers.Serializer):
