@@ -3,14 +3,16 @@ installs it. The test environment has more packages than that (pytest brings `pa
 which the Redis transport needs), so only a runtime-only environment shows a missing pin.
 
 1. Builds a virtualenv from requirements.txt alone (reused while requirements.txt is
-   unchanged) and migrates DATABASE_URL.
+   unchanged), and creates DATABASE_URL's database afresh (its name must end in
+   "_deploy_check": it is dropped first) and migrates it.
 2. Starts `celery -A governance worker` from it against REDIS_URL, scans an SQLite source
    through the project's job runner and waits for the job to succeed; stops the worker.
 3. Builds the Docker image when a Docker engine answers; otherwise starts the Dockerfile's
    CMD (read from the Dockerfile, so the two cannot drift) from the same virtualenv in
    production mode against DATABASE_URL, checks /health/ and that /metrics is closed.
 
-    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python scripts/deploy_check.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/steward_deploy_check \
+    REDIS_URL=redis://127.0.0.1:6379/15 .venv/bin/python scripts/deploy_check.py
 """
 
 import json
@@ -37,6 +39,20 @@ def fail(message, log=None):
     if log is not None and Path(log).exists():
         print(Path(log).read_text()[-4000:], file=sys.stderr)
     sys.exit(f"deploy check: {message}")
+
+
+def fresh_database(url):
+    """Drop and create the check's own PostgreSQL database, so no run leaves rows behind."""
+    import dj_database_url
+    import psycopg
+
+    params = dj_database_url.parse(url)
+    if not params["NAME"].endswith("_deploy_check"):
+        fail("DATABASE_URL must name a database ending in _deploy_check (it is recreated)")
+    server = {"host": params["HOST"], "port": params["PORT"] or 5432, "user": params["USER"]}
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{params["NAME"]}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{params["NAME"]}"')
 
 
 def runtime_venv(var_dir):
@@ -175,6 +191,7 @@ def main():
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name):
             fail(f"{name} must be set (PostgreSQL and Redis, as in CI)")
+    fresh_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()
