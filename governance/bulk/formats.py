@@ -3,7 +3,8 @@ field with a `record_type` column) and XLSX (a `catalog` sheet and a `lineage` s
 
 Readers turn a file into a Document of plain dicts, each carrying its location in the file
 (`_loc`) for error messages; they check size, rows and (XLSX) the zip's entries before
-parsing. Writers take rows from the export and yield text, escaping formula prefixes.
+parsing. Writers take rows from the export and yield text; every CSV and XLSX cell goes
+through governance.cells.safe_cell.
 """
 
 import csv
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import yaml
 from django.conf import settings
 
+from governance.cells import FORMULA_PREFIXES, safe_cell
+
 FORMATS = ("json", "yaml", "csv", "xlsx")
 CONTENT_TYPES = {
     "json": "application/json",
@@ -22,7 +25,6 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DOCUMENT_KIND = "steward-catalog"
 DOCUMENT_VERSION = 1
 
@@ -78,7 +80,6 @@ CSV_COLUMNS = ["record_type"] + [c for c, _, _ in CATALOG_COLUMNS + LINEAGE_COLU
 RECORD_TYPES = ("table", "field", "lineage")
 REQUIRED_CATALOG = ("source", "schema", "table", "field")
 REQUIRED_LINEAGE = ("source_table", "target_table")
-NUMERIC_COLUMNS = {"retention_days", "position", "confidence"}
 READ_ONLY_KEYS = {"created_at", "updated_at"}
 LIST_SEPARATOR = ";"
 
@@ -674,25 +675,18 @@ def _xlsx_cell(value):
 # --- writing -----------------------------------------------------------------------------
 
 
-def escape(value):
-    """OWASP: a cell that starts with = + - @ tab or CR gets a leading single quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
 def flat_cell(column, value):
+    """A value as a CSV or XLSX cell: lists and booleans as text, every text made safe."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
         if column == "classifications":
-            return json.dumps(value, separators=(",", ":")) if value else ""
-        return f"{LIST_SEPARATOR} ".join(value)
-    if column in NUMERIC_COLUMNS:
-        return value
-    return escape(str(value))
+            value = json.dumps(value, separators=(",", ":")) if value else ""
+        else:
+            value = f"{LIST_SEPARATOR} ".join(value)
+    return safe_cell(value)
 
 
 def table_rows(table):
