@@ -10,6 +10,7 @@ through governance.cells.safe_cell.
 import csv
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 
@@ -82,6 +83,10 @@ REQUIRED_CATALOG = ("source", "schema", "table", "field")
 REQUIRED_LINEAGE = ("source_table", "target_table")
 READ_ONLY_KEYS = {"created_at", "updated_at"}
 LIST_SEPARATOR = ";"
+# Text no database can hold: PostgreSQL refuses NUL in text, and an unpaired surrogate (a
+# lone "\ud83d" escape in JSON) cannot be encoded as UTF-8 by any driver.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_JSON_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 
 
 def limit(name, default):
@@ -107,6 +112,19 @@ class Document:
     tables: list = field(default_factory=list)
     lineage: list = field(default_factory=list)
     errors: list = field(default_factory=list)  # row-level problems found while reading
+
+
+def unstorable(value):
+    """What is wrong with a text a database cannot store, or None."""
+    found = UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character (U+0000), which text cannot hold; remove it"
+    return (
+        f"contains an unpaired surrogate (U+{ord(found.group()):04X}), which is not a "
+        "character; fix the file's encoding"
+    )
 
 
 def error(location, field_name, message, row=None):
@@ -209,10 +227,12 @@ def read(source, fmt=None):
                 loaded = json.loads(text, object_hook=_Compact())
             except ValueError as exc:
                 raise FileRejected(f"the file is not valid JSON: {exc}") from exc
+            # Unstorable text can only come from an escape: most files skip the walk.
+            check_text = UNSTORABLE_JSON_ESCAPE.search(text) is not None
             del text
     finally:
         text_stream.detach()  # the caller's file stays open
-    return read_nested(loaded, fmt)
+    return read_nested(loaded, fmt, check_text=fmt == "yaml" or check_text)
 
 
 def load_yaml(stream):
@@ -309,8 +329,39 @@ def check_rows(count):
         raise FileRejected(f"the file has more than {cap} records (tables, fields and edges)")
 
 
-def read_nested(loaded, fmt):
+def _check_text(value, pointer, field_name, doc):
+    """Strings (keys included) of a parsed JSON or YAML document that a database cannot
+    store become errors at their JSON pointer, and are cleaned, so that the rest of the
+    import, lookups included, works on plain text."""
+    if isinstance(value, str):
+        problem = unstorable(value)
+        if problem is None:
+            return value
+        doc.errors.append(error(pointer, field_name, problem))
+        return UNSTORABLE.sub("", value)
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            checked = _check_text(item, f"{pointer}/{index}", field_name, doc)
+            if checked is not item:
+                value[index] = checked
+    elif isinstance(value, dict):
+        for key in list(value):
+            name = key
+            if isinstance(key, str) and unstorable(key):
+                name = UNSTORABLE.sub("", key)
+                doc.errors.append(error(f"{pointer}/{name}", name, unstorable(key)))
+                value[name] = value.pop(key)
+            item = value[name]
+            checked = _check_text(item, f"{pointer}/{name}", name, doc)
+            if checked is not item:
+                value[name] = checked
+    return value
+
+
+def read_nested(loaded, fmt, check_text=True):
     doc = Document(fmt)
+    if check_text:
+        loaded = _check_text(loaded, "", None, doc)
     if not isinstance(loaded, dict):
         raise FileRejected('the document must be an object with "tables" and "lineage" lists')
     unknown = set(loaded) - {"kind", "version", "tables", "lineage", "exported_at"}
@@ -398,8 +449,10 @@ class FlatReader:
         self.edges = {}
         self.layouts = {}
         self.shared = {}  # repeated short cells (types, flags, positions) kept once
+        self.names = []
 
     def set_header(self, names):
+        self.names = names
         index = {name: i for i, name in enumerate(names) if name}
         for kind, columns in (("catalog", CATALOG_COLUMNS), ("lineage", LINEAGE_COLUMNS)):
             parts = {}
@@ -412,6 +465,17 @@ class FlatReader:
                 # One key -> column dict per level, shared by every record for error messages.
                 parts[level] = (layout, {k: c for _, c, k in layout})
             self.layouts[kind] = parts
+
+    def check_text(self, row, loc, number):
+        """Cells (text, in header order) a database cannot store become errors naming the
+        row and column, and are cleaned."""
+        if UNSTORABLE.search("".join(row)) is None:
+            return
+        for index, value in enumerate(row):
+            problem = unstorable(value)
+            if problem is not None:
+                self.doc.errors.append(error(loc, self.names[index] or None, problem, number))
+                row[index] = UNSTORABLE.sub("", value)
 
     def _clean(self, column, value):
         if value is None:
@@ -573,6 +637,7 @@ def read_csv(text_stream):
                     )
                 )
                 continue
+            flat.check_text(values, loc, number)
             kind = values[kind_at].strip()
             if kind in ("table", "field"):
                 flat.add_catalog_row(values, loc, number)
@@ -658,7 +723,9 @@ def read_xlsx(stream):
                     continue
                 row = [_xlsx_cell(v) for v in values[:width]]
                 row += [""] * (width - len(row))
-                add(row, f"{sheet_name}!row {number}", number)
+                loc = f"{sheet_name}!row {number}"
+                flat.check_text(row, loc, number)
+                add(row, loc, number)
     finally:
         book.close()
     return doc
