@@ -12,7 +12,9 @@ import io
 import json
 import re
 import zipfile
+from array import array
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import yaml
 from django.conf import settings
@@ -95,6 +97,11 @@ def limit(name, default):
 
 def max_upload_bytes():
     return limit("BULK_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
+
+
+def max_depth():
+    """Containers inside one another; the document itself needs 7 (a classification)."""
+    return limit("BULK_IMPORT_MAX_DEPTH", 32)
 
 
 class FileRejected(Exception):
@@ -222,6 +229,7 @@ def read(source, fmt=None):
                 text = text_stream.read()
             except UnicodeDecodeError as exc:
                 raise not_utf8(exc) from exc
+            check_json_depth(text)
             try:
                 # Timestamps are export-only: dropped as they are parsed, to save memory.
                 loaded = json.loads(text, object_hook=_Compact())
@@ -235,10 +243,33 @@ def read(source, fmt=None):
     return read_nested(loaded, fmt, check_text=fmt == "yaml" or check_text)
 
 
+# A JSON string, a run of characters that are neither brackets nor quotes, or a stray quote:
+# what is left after removing them is the document's brackets.
+_JSON_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+|"')
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+
+
+def check_json_depth(text):
+    """Refuse JSON nested deeper than the limit before parsing it: the parser recurses once
+    per level (RecursionError past about a thousand). One pass of a regular expression and
+    a running sum over the brackets: a 5 MB file of brackets takes about 0.3 s."""
+    brackets = _JSON_NOT_BRACKETS.sub("", text).encode("ascii").translate(_BRACKET_STEP)
+    depth = max(accumulate(array("b", brackets), initial=0))
+    if depth > max_depth():
+        raise FileRejected(f"the file nests {depth} levels deep; the limit is {max_depth()}")
+
+
 def load_yaml(stream):
     """Plain data from a YAML stream, built from the parser's events: only the standard
     scalar, mapping and sequence tags (a `!!python/object` tag is refused), no anchors or
-    aliases, one document; nothing of the node tree is kept, so memory follows the data."""
+    aliases (so no alias expansion), one document; nothing of the node tree is kept, so
+    memory follows the data.
+
+    Nesting deeper than the limit (flow brackets, block indentation or "- - -") is refused
+    at the first container past it, from the parser's events: the parser's own work per
+    token grows with the flow depth (the quadratic time of deeply nested YAML), so stopping
+    there bounds it, and unlike a scan of the raw text it cannot mistake a bracket in a
+    plain scalar or a comment for nesting."""
     from yaml.events import (
         AliasEvent,
         DocumentStartEvent,
@@ -257,6 +288,7 @@ def load_yaml(stream):
     compact = _Compact()
     stack, root, documents = [], None, 0
     missing = object()
+    deepest = max_depth()
 
     def refuse(problem):
         return FileRejected(f"the YAML file uses {problem} that is not allowed (plain data only)")
@@ -294,6 +326,12 @@ def load_yaml(stream):
                     raise refuse(f"a tag ({tag})")
                 add(constructor(_SAFE, ScalarNode(tag, event.value, style=event.style)))
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if len(stack) >= deepest:
+                    mark = event.start_mark
+                    raise FileRejected(
+                        f"the file nests more than {deepest} levels deep (line {mark.line + 1}, "
+                        f"column {mark.column + 1}); the limit is {deepest}"
+                    )
                 if event.anchor:
                     raise refuse("an anchor")
                 if event.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):

@@ -2,6 +2,7 @@
 database cannot store (NUL, unpaired surrogates) and nesting too deep to parse safely."""
 
 import json
+import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -83,3 +84,86 @@ def test_nul_in_yaml_is_a_400_with_the_pointer(steward):
     response = upload(steward, text, "c.yaml")
     assert response.status_code == 400, response.content
     assert [e["location"] for e in response.json()["errors"]] == ["/tables/0/name"]
+
+
+# --- nesting depth -------------------------------------------------------------------------
+
+FIVE_MB = 5_000_000  # just under the job threshold (5 MiB): answered inline
+
+
+def refused_quickly(client, content, name, **options):
+    """The answer to an upload, which must be a 400 given within a second of this process's
+    CPU time (client and server both run here; other processes' load does not count)."""
+    started = time.process_time()
+    response = upload(client, content, name, **options)
+    seconds = time.process_time() - started
+    assert response.status_code == 400, response.content[:300]
+    assert seconds < 1, f"took {seconds:.2f} s to refuse"
+    return response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content", "depth"),
+    [
+        ("[" * FIVE_MB, FIVE_MB),
+        ('{"a": ' * (FIVE_MB // 6), FIVE_MB // 6),
+        ('{"tables": [' + "[{}, " * (FIVE_MB // 5), 3 + FIVE_MB // 5),  # each {} adds one
+    ],
+    ids=["arrays", "objects", "mixed"],
+)
+def test_deep_json_is_refused_in_well_under_a_second_naming_the_depth(steward, content, depth):
+    detail = refused_quickly(steward, content, "deep.json")
+    assert detail == f"the file nests {depth} levels deep; the limit is 32"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[" * FIVE_MB,
+        "{a: " * (FIVE_MB // 4),
+        "- " * (FIVE_MB // 2) + "x\n",
+        "[\n" * (FIVE_MB // 2),
+        "".join(" " * level + "a:\n" for level in range(3000)),
+        "tables:\n- " + "? " * (FIVE_MB // 2),
+    ],
+    ids=["flow-sequences", "flow-mappings", "block-sequences", "lines", "indents", "keys"],
+)
+def test_deep_yaml_is_refused_in_well_under_a_second_naming_the_depth(steward, content):
+    detail = refused_quickly(steward, content, "deep.yaml", format="yaml")
+    assert "more than 32 levels deep" in detail and "line" in detail
+
+
+def test_yaml_alias_expansion_is_refused_at_the_first_anchor(steward):
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for index in range(1, 10):
+        previous, name = chr(ord("a") + index - 1), chr(ord("a") + index)
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    detail = refused_quickly(steward, "\n".join(lines), "laughs.yaml", format="yaml")
+    assert "anchor" in detail
+
+
+def test_depth_is_counted_exactly_outside_strings(steward, settings):
+    field = {"name": "id", "classifications": [{"rule": "r", "tag": "PII.Email"}]}
+    table = {
+        "source": "shop",
+        "schema": "public",
+        "name": "orders",
+        "description": '[[[{{{"\\"[' * 40,  # brackets and quotes inside a string
+        "fields": [field],
+    }
+    text = json.dumps({"tables": [table]})  # 7 levels: document to classification
+    settings.BULK_IMPORT_MAX_DEPTH = 7
+    response = upload(steward, text, "c.json", dry_run="true")
+    assert response.status_code == 200, response.content
+    settings.BULK_IMPORT_MAX_DEPTH = 6
+    response = upload(steward, text, "c.json", dry_run="true")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "the file nests 7 levels deep; the limit is 6"
+    yaml_text = "tables:\n- name: orders\n  fields:\n  - name: id\n    classifications:\n"
+    yaml_text += "    - {rule: r, tag: '[[[{{{'}\n"
+    response = upload(steward, yaml_text, "c.yaml", dry_run="true")
+    assert response.status_code == 400
+    assert "more than 6 levels deep (line 6" in response.json()["detail"]
+    settings.BULK_IMPORT_MAX_DEPTH = 7
+    response = upload(steward, yaml_text, "c.yaml", dry_run="true")
+    assert "levels deep" not in str(response.json())
