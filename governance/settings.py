@@ -114,6 +114,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "governance.uploads.RequestBodyLimitMiddleware",  # before anything reads a body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -306,6 +307,11 @@ if LINEAGE_GRAPH_BACKEND not in ("database", "neo4j"):
 if LINEAGE_GRAPH_BACKEND == "neo4j" and not NEO4J_BOLT_URL:
     raise ImproperlyConfigured("LINEAGE_GRAPH_BACKEND=neo4j needs NEO4J_BOLT_URL")
 OPENLINEAGE_MAX_EVENTS = int(env("OPENLINEAGE_MAX_EVENTS", "500"))
+OPENLINEAGE_MAX_BYTES = int(env("OPENLINEAGE_MAX_BYTES", str(16 * 1024 * 1024)))
+
+# The largest request body (413 above it, from Content-Length, before it is read); the bulk
+# import and OpenLineage take their own limits (governance/uploads.py).
+REQUEST_MAX_BYTES = int(env("REQUEST_MAX_BYTES", str(10 * 1024 * 1024)))
 
 # Bulk import: refused above these sizes; files above the threshold run as a job.
 BULK_IMPORT_MAX_BYTES = int(env("BULK_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))

@@ -8,6 +8,8 @@ from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from governance.uploads import accepts_body
+
 from . import exporter, formats, importer
 
 
@@ -70,7 +72,7 @@ class BulkTransferAdmin(admin.ModelAdmin):
         return [
             path(
                 "import/",
-                self.admin_site.admin_view(self.import_view),
+                self.admin_site.admin_view(accepts_body(importer.request_limit)(self.import_view)),
                 name=f"{opts.app_label}_{opts.model_name}_import",
             ),
             *super().get_urls(),

@@ -220,6 +220,11 @@ class ImportRun(Run):
         return changes
 
 
+def request_limit():
+    """The largest upload request: the file's limit plus room for the form's other fields."""
+    return formats.max_upload_bytes() + 64 * 1024
+
+
 def job_threshold():
     return formats.limit("BULK_IMPORT_JOB_THRESHOLD_BYTES", 5 * 1024 * 1024)
 
