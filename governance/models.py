@@ -229,3 +229,6 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.kind}: {self.object_repr}"
+
+
+from .bulk.models import ImportErrorPage  # noqa: E402, F401  (the bulk import's error pages)

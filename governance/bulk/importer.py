@@ -20,6 +20,7 @@ from governance.models import ChangeLogEntry
 
 from . import formats
 from .formats import FileRejected, error
+from .models import KEEP_FOR, ImportErrorPage
 from .sections import Run
 
 CREATE, UPSERT = "create", "upsert"
@@ -31,20 +32,69 @@ SKIP = object()
 READ_ONLY = formats.READ_ONLY_KEYS | {"_loc"}
 
 
+def error_page_size():
+    return formats.limit("BULK_IMPORT_ERROR_PAGE_SIZE", 1000)
+
+
+def errors_url(key, page=1):
+    url = f"/api/v1/bulk/imports/{key}/errors"
+    return url if page == 1 else f"{url}?page={page}"
+
+
 class ImportRejected(Exception):
-    """The file is refused: 400 with every error, or 403 naming the objects."""
+    """The file is refused: 400 with every error, or 403 naming the objects. With more
+    errors than a page, keep() stores them all and the answer carries the first page."""
 
     def __init__(self, detail, errors=(), status=400, objects=()):
         super().__init__(detail)
         self.detail, self.errors, self.status, self.objects = detail, list(errors), status, objects
+        self.key = None
+
+    def keep(self, user, always=False):
+        """Store every error in pages for `user` when there are more than one page holds
+        (or always: a job's error text holds only a summary); drop pages past KEEP_FOR."""
+        size = error_page_size()
+        if not self.errors or (len(self.errors) <= size and not always):
+            return
+        pages = [self.errors[start : start + size] for start in range(0, len(self.errors), size)]
+        self.key = uuid.uuid4()
+        ImportErrorPage.objects.bulk_create(
+            [
+                ImportErrorPage(
+                    key=self.key,
+                    number=number,
+                    user=user,
+                    error_count=len(self.errors),
+                    page_count=len(pages),
+                    errors=errors,
+                )
+                for number, errors in enumerate(pages, start=1)
+            ],
+            batch_size=20,
+        )
+        ImportErrorPage.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
 
     def as_dict(self):
-        cap = formats.limit("BULK_IMPORT_MAX_ERRORS", 1000)
-        data = {"detail": self.detail, "errors": self.errors[:cap]}
+        """The answer: the detail, the first page of errors, their count and, when they
+        were kept, where they all are (`errors_url`, and `errors_next` for page 2)."""
+        size = error_page_size()
+        data = {"detail": self.detail, "errors": self.errors[:size]}
         data["error_count"] = len(self.errors)
+        if self.key is not None:
+            data["errors_url"] = errors_url(self.key)
+            if len(self.errors) > size:
+                data["errors_next"] = errors_url(self.key, 2)
         if self.objects:
             data["objects"] = list(self.objects)
         return data
+
+
+def error_page(user, key, number):
+    """Page `number` (text, from a query string) of a refused import's errors as the user
+    may see it, or None: a page that is not theirs is the same as one that does not exist."""
+    if not str(number).isdigit():
+        return None
+    return ImportErrorPage.objects.restrict(user).filter(key=key, number=int(number)).first()
 
 
 def bulk_import(*, data, user, format=None, mode=CREATE, dry_run=False, progress=None):
@@ -240,9 +290,12 @@ def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False)
     if mode not in MODES:
         raise ImportRejected(f"unknown mode {mode!r}; choose create or upsert")
     if size <= job_threshold():
-        return "done", bulk_import(
-            data=upload, user=user, format=format, mode=mode, dry_run=dry_run
-        )
+        try:
+            result = bulk_import(data=upload, user=user, format=format, mode=mode, dry_run=dry_run)
+        except ImportRejected as exc:
+            exc.keep(user)
+            raise
+        return "done", result
     from governance import jobs
     from governance.tasks import import_bundle
 
@@ -264,8 +317,15 @@ def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False)
     return "job", job
 
 
+JOB_ERROR_LINES = 20  # in a failed job's error text, after the link to every error
+
+
+def error_line(item):
+    return f"{item['location']}: {item['field'] or '-'}: {item['message']}"
+
+
 class ImportFailed(Exception):
-    """A job's import was refused; the message lists the errors."""
+    """A job's import was refused; the message says where every error is, and the first."""
 
 
 def bulk_import_file(*, path, user, format=None, mode=CREATE, dry_run=False, progress=None):
@@ -285,11 +345,11 @@ def bulk_import_file(*, path, user, format=None, mode=CREATE, dry_run=False, pro
                     progress=progress,
                 )
         except ImportRejected as exc:
-            lines = [exc.detail] + [
-                f"{e['location']}: {e['field'] or ''}: {e['message']}" for e in exc.errors[:50]
-            ]
-            if len(exc.errors) > 50:
-                lines.append(f"... and {len(exc.errors) - 50} more")
+            exc.keep(user, always=True)
+            lines = [exc.detail]
+            if exc.key is not None:
+                lines.append(f"every error ({len(exc.errors)}): {errors_url(exc.key)}")
+            lines += [error_line(e) for e in exc.errors[:JOB_ERROR_LINES]]
             raise ImportFailed("\n".join(lines)) from None
     finally:
         file.unlink(missing_ok=True)
