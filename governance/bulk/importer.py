@@ -9,6 +9,7 @@ user's permissions; a file touching anything the user may not change is refused 
 
 import time
 import uuid
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -47,38 +48,41 @@ class ImportRejected(Exception):
 
     def __init__(self, detail, errors=(), status=400, objects=()):
         super().__init__(detail)
-        self.detail, self.errors, self.status, self.objects = detail, list(errors), status, objects
+        if not isinstance(errors, formats.ErrorLog):
+            errors = formats.ErrorLog(errors)
+        self.detail, self.errors, self.status, self.objects = detail, errors, status, objects
         self.key = None
 
     def keep(self, user, always=False):
         """Store every error in pages for `user` when there are more than one page holds
         (or always: a job's error text holds only a summary); drop pages past KEEP_FOR."""
-        size = error_page_size()
-        if not self.errors or (len(self.errors) <= size and not always):
+        size, count = error_page_size(), len(self.errors)
+        if not count or (count <= size and not always):
             return
-        pages = [self.errors[start : start + size] for start in range(0, len(self.errors), size)]
         self.key = uuid.uuid4()
-        ImportErrorPage.objects.bulk_create(
-            [
+        errors, batch = iter(self.errors), []
+        for number in range(1, -(-count // size) + 1):  # a few pages in memory at a time
+            batch.append(
                 ImportErrorPage(
                     key=self.key,
                     number=number,
                     user=user,
-                    error_count=len(self.errors),
-                    page_count=len(pages),
-                    errors=errors,
+                    error_count=count,
+                    page_count=-(-count // size),
+                    errors=list(islice(errors, size)),
                 )
-                for number, errors in enumerate(pages, start=1)
-            ],
-            batch_size=20,
-        )
+            )
+            if len(batch) == 20:
+                ImportErrorPage.objects.bulk_create(batch)
+                batch = []
+        ImportErrorPage.objects.bulk_create(batch)
         ImportErrorPage.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
 
     def as_dict(self):
         """The answer: the detail, the first page of errors, their count and, when they
         were kept, where they all are (`errors_url`, and `errors_next` for page 2)."""
         size = error_page_size()
-        data = {"detail": self.detail, "errors": self.errors[:size]}
+        data = {"detail": self.detail, "errors": self.errors.first(size)}
         data["error_count"] = len(self.errors)
         if self.key is not None:
             data["errors_url"] = errors_url(self.key)
@@ -135,7 +139,7 @@ class ImportRun(Run):
 
     def __init__(self, doc, user, mode, dry_run, progress):
         self.doc, self.mode, self.dry_run, self.progress = doc, mode, dry_run, progress
-        self.errors = list(doc.errors)
+        self.errors = doc.errors  # the reader's errors, then the sections' ones
         self.denied = []
         self.now = timezone.now()
         self.counts = {}
@@ -349,7 +353,7 @@ def bulk_import_file(*, path, user, format=None, mode=CREATE, dry_run=False, pro
             lines = [exc.detail]
             if exc.key is not None:
                 lines.append(f"every error ({len(exc.errors)}): {errors_url(exc.key)}")
-            lines += [error_line(e) for e in exc.errors[:JOB_ERROR_LINES]]
+            lines += [error_line(e) for e in exc.errors.first(JOB_ERROR_LINES)]
             raise ImportFailed("\n".join(lines)) from None
     finally:
         file.unlink(missing_ok=True)
