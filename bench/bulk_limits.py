@@ -140,7 +140,7 @@ def build(case, path):
     if case == "xlsx-worst":
         return largest_accepted(path, bounds)
     if case == "csv-rows":
-        rows = formats.limit("BULK_IMPORT_MAX_ROWS", 2_000_000)
+        rows = formats.limit("BULK_IMPORT_MAX_ROWS")
         with open(path, "w") as handle:
             handle.write("record_type,source,schema,table,field,data_type\n")
             for i in range(rows):

@@ -18,11 +18,9 @@ import functools
 from django.conf import settings
 from django.http import JsonResponse
 
-DEFAULT_LIMIT = 10 * 1024 * 1024
-
 
 def request_limit():
-    return getattr(settings, "REQUEST_MAX_BYTES", DEFAULT_LIMIT)
+    return settings.REQUEST_MAX_BYTES
 
 
 def accepts_body(limit):

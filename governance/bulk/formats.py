@@ -91,17 +91,17 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_JSON_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 
 
-def limit(name, default):
-    return getattr(settings, name, default)
+def limit(name):
+    """A bulk import limit: settings.py declares each, with its default."""
+    return getattr(settings, name)
 
 
 def max_upload_bytes():
-    return limit("BULK_IMPORT_MAX_BYTES", 512 * 1024 * 1024)
+    return limit("BULK_IMPORT_MAX_BYTES")
 
 
 def max_depth():
-    """Containers inside one another; the document itself needs 7 (a classification)."""
-    return limit("BULK_IMPORT_MAX_DEPTH", 32)
+    return limit("BULK_IMPORT_MAX_DEPTH")
 
 
 class FileRejected(Exception):
@@ -121,7 +121,7 @@ class ErrorLog:
 
     def __init__(self, items=()):
         self.head, self.count, self.spill = [], 0, None
-        self.memory = limit("BULK_IMPORT_ERROR_PAGE_SIZE", 1000)
+        self.memory = limit("BULK_IMPORT_ERROR_PAGE_SIZE")
         for item in items:
             self.append(item)
 
@@ -399,7 +399,7 @@ CONTAINER_TAGS = (":seq", ":map", ":omap", ":pairs", ":set")
 
 
 def check_rows(count):
-    cap = limit("BULK_IMPORT_MAX_ROWS", 2_000_000)
+    cap = limit("BULK_IMPORT_MAX_ROWS")
     if count > cap:
         raise FileRejected(f"the file has more than {cap} records (tables, fields and edges)")
 
@@ -703,7 +703,7 @@ def read_csv(text_stream):
     flat = FlatReader(doc)
     flat.set_header(names)
     kind_at = names.index("record_type")
-    cap = limit("BULK_IMPORT_MAX_ROWS", 2_000_000)
+    cap = limit("BULK_IMPORT_MAX_ROWS")
     try:
         for number, values in enumerate(reader, start=2):
             if number - 1 > cap:
@@ -758,7 +758,7 @@ def read_xlsx(stream):
             f"the workbook has no sheet named 'catalog' (sheets: {', '.join(book.sheetnames)})"
         )
     flat = FlatReader(doc)
-    cap = min(limit("BULK_IMPORT_MAX_ROWS", 2_000_000), xlsx.limits()["rows"])
+    cap = min(limit("BULK_IMPORT_MAX_ROWS"), xlsx.limits()["rows"])
     seen = 0
     sheets = [("catalog", CATALOG_COLUMNS, REQUIRED_CATALOG, flat.add_catalog_row)]
     if "lineage" in book.sheetnames:

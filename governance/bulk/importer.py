@@ -34,7 +34,7 @@ READ_ONLY = formats.READ_ONLY_KEYS | {"_loc"}
 
 
 def error_page_size():
-    return formats.limit("BULK_IMPORT_ERROR_PAGE_SIZE", 1000)
+    return formats.limit("BULK_IMPORT_ERROR_PAGE_SIZE")
 
 
 def errors_url(key, page=1):
@@ -280,7 +280,7 @@ def request_limit():
 
 
 def job_threshold():
-    return formats.limit("BULK_IMPORT_JOB_THRESHOLD_BYTES", 5 * 1024 * 1024)
+    return formats.limit("BULK_IMPORT_JOB_THRESHOLD_BYTES")
 
 
 def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False):
