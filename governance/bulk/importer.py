@@ -57,18 +57,18 @@ class ImportRejected(Exception):
         """Store every error in pages for `user` when there are more than one page holds
         (or always: a job's error text holds only a summary); drop pages past KEEP_FOR."""
         size, count = error_page_size(), len(self.errors)
-        if not count or (count <= size and not always):
+        if user is None or not count or (count <= size and not always):
             return
-        self.key = uuid.uuid4()
+        self.key, pages = uuid.uuid4(), -(-count // size)
         errors, batch = iter(self.errors), []
-        for number in range(1, -(-count // size) + 1):  # a few pages in memory at a time
+        for number in range(1, pages + 1):  # a few pages in memory at a time
             batch.append(
                 ImportErrorPage(
                     key=self.key,
                     number=number,
                     user=user,
                     error_count=count,
-                    page_count=-(-count // size),
+                    page_count=pages,
                     errors=list(islice(errors, size)),
                 )
             )
