@@ -224,8 +224,11 @@ def child(action, fmt, path, mode):
                 empty_catalog()
             log_before = ChangeLogEntry.objects.count()
             started = time.perf_counter()
-            with open(path, "rb") as handle:
-                result = importer.bulk_import(data=handle, user=admin, format=fmt, mode=mode)
+            try:
+                with open(path, "rb") as handle:
+                    result = importer.bulk_import(data=handle, user=admin, format=fmt, mode=mode)
+            except importer.ImportRejected as exc:  # past a limit (XLSX over 200 MB expanded)
+                result, out["refused"] = {"counts": None}, exc.detail
             out["seconds"] = round(time.perf_counter() - started, 2)
             out["counts"] = result["counts"]
             out["changelog_rows"] = ChangeLogEntry.objects.count() - log_before
@@ -281,6 +284,7 @@ def main():
                 f"  {fmt:5} export {exported['seconds']:7.2f} s {exported['peak_rss_mb']:6.0f} MB"
                 f" ({exported['bytes'] / 1e6:.1f} MB file) | import {imported['seconds']:7.2f} s "
                 f"{imported['peak_rss_mb']:6.0f} MB, {imported['changelog_rows']} change-log rows"
+                + (f" (refused: {imported['refused']})" if "refused" in imported else "")
             )
             print(line, flush=True)
             if fmt == "json":

@@ -314,3 +314,6 @@ class LoginFailureCount(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.count}"
+
+
+from .bulk.models import ImportErrorPage  # noqa: E402, F401  (the bulk import's error pages)

@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "governance.uploads.RequestBodyLimitMiddleware",  # before anything reads a body
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
@@ -357,11 +358,34 @@ if LINEAGE_GRAPH_BACKEND not in ("database", "neo4j"):
 if LINEAGE_GRAPH_BACKEND == "neo4j" and not NEO4J_BOLT_URL:
     raise ImproperlyConfigured("LINEAGE_GRAPH_BACKEND=neo4j needs NEO4J_BOLT_URL")
 OPENLINEAGE_MAX_EVENTS = int(env("OPENLINEAGE_MAX_EVENTS", "500"))
+OPENLINEAGE_MAX_BYTES = int(env("OPENLINEAGE_MAX_BYTES", str(16 * 1024 * 1024)))
+
+# The largest request body (413 above it, from Content-Length, before it is read); the bulk
+# import and OpenLineage take their own limits (governance/uploads.py).
+REQUEST_MAX_BYTES = int(env("REQUEST_MAX_BYTES", str(10 * 1024 * 1024)))
 
 # Bulk import: refused above these sizes; files above the threshold run as a job.
 BULK_IMPORT_MAX_BYTES = int(env("BULK_IMPORT_MAX_BYTES", str(512 * 1024 * 1024)))
 BULK_IMPORT_MAX_ROWS = int(env("BULK_IMPORT_MAX_ROWS", "2000000"))
 BULK_IMPORT_JOB_THRESHOLD_BYTES = int(env("BULK_IMPORT_JOB_THRESHOLD_BYTES", str(5 * 1024 * 1024)))
+# JSON and YAML nesting (the document needs 7 levels); errors of a refused file per page.
+BULK_IMPORT_MAX_DEPTH = int(env("BULK_IMPORT_MAX_DEPTH", "32"))
+BULK_IMPORT_ERROR_PAGE_SIZE = int(env("BULK_IMPORT_ERROR_PAGE_SIZE", "1000"))
+# XLSX, checked before openpyxl opens a file (governance/bulk/xlsx.py). Measured together with
+# bench/bulk_limits.py: a file at all of them at once imports in under 500 MB.
+_MB = 1024 * 1024
+BULK_IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES = int(
+    env("BULK_IMPORT_MAX_XLSX_UNCOMPRESSED_BYTES", str(200 * _MB))
+)
+BULK_IMPORT_MAX_XLSX_ROWS = int(env("BULK_IMPORT_MAX_XLSX_ROWS", "250000"))
+BULK_IMPORT_MAX_XLSX_CELLS = int(env("BULK_IMPORT_MAX_XLSX_CELLS", "3000000"))
+BULK_IMPORT_MAX_XLSX_SHARED_STRINGS = int(env("BULK_IMPORT_MAX_XLSX_SHARED_STRINGS", "1000000"))
+BULK_IMPORT_MAX_XLSX_SHARED_STRINGS_BYTES = int(
+    env("BULK_IMPORT_MAX_XLSX_SHARED_STRINGS_BYTES", str(64 * _MB))
+)
+BULK_IMPORT_MAX_XLSX_PART_BYTES = int(env("BULK_IMPORT_MAX_XLSX_PART_BYTES", str(5 * _MB)))
+BULK_IMPORT_MAX_XLSX_ENTRIES = int(env("BULK_IMPORT_MAX_XLSX_ENTRIES", "200"))
+BULK_IMPORT_MAX_XLSX_RATIO = int(env("BULK_IMPORT_MAX_XLSX_RATIO", "200"))
 
 LOGGING = {
     "version": 1,

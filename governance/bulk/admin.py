@@ -4,9 +4,11 @@ on its own model (catalog: a proxy of its tables) and says what the user may see
 
 from django import forms
 from django.contrib import admin, messages
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+
+from governance.uploads import accepts_body
 
 from . import exporter, formats, importer
 
@@ -70,11 +72,40 @@ class BulkTransferAdmin(admin.ModelAdmin):
         return [
             path(
                 "import/",
-                self.admin_site.admin_view(self.import_view),
+                self.admin_site.admin_view(accepts_body(importer.request_limit)(self.import_view)),
                 name=f"{opts.app_label}_{opts.model_name}_import",
+            ),
+            path(
+                "import/errors/<uuid:key>/",
+                self.admin_site.admin_view(self.errors_view),
+                name=f"{opts.app_label}_{opts.model_name}_import_errors",
             ),
             *super().get_urls(),
         ]
+
+    def errors_url(self, key, page):
+        opts = self.model._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_import_errors", args=[key])
+        return f"{url}?page={page}"
+
+    def errors_view(self, request, key):
+        """A page of every error of a refused import, as the import page links to it."""
+        if not self.has_module_permission(request):
+            return self.admin_site.login(request)
+        page = importer.error_page(request.user, key, request.GET.get("page", "1"))
+        if page is None:
+            raise Http404("no such page of import errors")
+        number = page.number
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Import errors, page {number} of {page.page_count}",
+            "error_count": page.error_count,
+            "errors": page.errors,
+            "previous_url": self.errors_url(key, number - 1) if number > 1 else "",
+            "next_url": self.errors_url(key, number + 1) if number < page.page_count else "",
+        }
+        return TemplateResponse(request, "admin/bulk/errors.html", context)
 
     def import_view(self, request):
         if not self.has_module_permission(request):
@@ -93,6 +124,8 @@ class BulkTransferAdmin(admin.ModelAdmin):
                 )
             except importer.ImportRejected as exc:
                 rejected = exc.as_dict()
+                if exc.key is not None and "errors_next" in rejected:
+                    rejected["next_url"] = self.errors_url(exc.key, 2)
             else:
                 if outcome == "job":
                     job = value

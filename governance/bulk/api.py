@@ -1,6 +1,7 @@
 """Bulk import and export of the bundle (the catalog and its lineage):
 
 POST /api/v1/bulk/import   multipart: file, format (optional), mode create|upsert, dry_run
+GET  /api/v1/bulk/imports/<key>/errors?page=N   every error of a refused import, paged
 GET  /api/v1/bulk/export   ?format=json|yaml|csv|xlsx&source=&schema=&tag=&updated_since=
 GET  /api/v1/bulk/schema   the JSON Schema of the JSON/YAML document
 """
@@ -17,7 +18,7 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -66,6 +67,18 @@ _counts = inline_serializer(
         "dry_run": serializers.BooleanField(),
         "counts": serializers.DictField(),
         "errors": serializers.ListField(child=serializers.DictField()),
+        "error_count": serializers.IntegerField(),
+        "errors_url": serializers.CharField(required=False),
+        "errors_next": serializers.CharField(required=False),
+    },
+)
+_error_page = inline_serializer(
+    "BulkImportErrorPage",
+    {
+        "count": serializers.IntegerField(),
+        "next": serializers.CharField(allow_null=True),
+        "previous": serializers.CharField(allow_null=True),
+        "results": serializers.ListField(child=serializers.DictField()),
     },
 )
 
@@ -124,6 +137,28 @@ class BulkImportView(APIView):
         if outcome == "job":
             return Response(JobRunSerializer(value).data, status=status.HTTP_202_ACCEPTED)
         return Response(value)
+
+
+class BulkImportErrorsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int, required=False)],
+        responses={200: _error_page},
+    )
+    def get(self, request, key):
+        """A page of every error of a refused import (for whoever ran it), as the import's
+        answer links to it: `errors_url` and `errors_next`."""
+        page = importer.error_page(request.user, key, request.query_params.get("page", "1"))
+        if page is None:
+            raise exceptions.NotFound()
+        number = page.number
+        return Response(
+            {
+                "count": page.error_count,
+                "next": importer.errors_url(key, number + 1) if number < page.page_count else None,
+                "previous": importer.errors_url(key, number - 1) if number > 1 else None,
+                "results": page.errors,
+            }
+        )
 
 
 class BulkExportView(APIView):

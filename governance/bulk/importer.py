@@ -9,6 +9,7 @@ user's permissions; a file touching anything the user may not change is refused 
 
 import time
 import uuid
+from itertools import islice
 from pathlib import Path
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from governance.models import ChangeLogEntry
 
 from . import formats
 from .formats import FileRejected, error
+from .models import KEEP_FOR, ImportErrorPage
 from .sections import Run
 
 CREATE, UPSERT = "create", "upsert"
@@ -31,20 +33,72 @@ SKIP = object()
 READ_ONLY = formats.READ_ONLY_KEYS | {"_loc"}
 
 
+def error_page_size():
+    return formats.limit("BULK_IMPORT_ERROR_PAGE_SIZE")
+
+
+def errors_url(key, page=1):
+    url = f"/api/v1/bulk/imports/{key}/errors"
+    return url if page == 1 else f"{url}?page={page}"
+
+
 class ImportRejected(Exception):
-    """The file is refused: 400 with every error, or 403 naming the objects."""
+    """The file is refused: 400 with every error, or 403 naming the objects. With more
+    errors than a page, keep() stores them all and the answer carries the first page."""
 
     def __init__(self, detail, errors=(), status=400, objects=()):
         super().__init__(detail)
-        self.detail, self.errors, self.status, self.objects = detail, list(errors), status, objects
+        if not isinstance(errors, formats.ErrorLog):
+            errors = formats.ErrorLog(errors)
+        self.detail, self.errors, self.status, self.objects = detail, errors, status, objects
+        self.key = None
+
+    def keep(self, user, always=False):
+        """Store every error in pages for `user` when there are more than one page holds
+        (or always: a job's error text holds only a summary); drop pages past KEEP_FOR."""
+        size, count = error_page_size(), len(self.errors)
+        if user is None or not count or (count <= size and not always):
+            return
+        self.key, pages = uuid.uuid4(), -(-count // size)
+        errors, batch = iter(self.errors), []
+        for number in range(1, pages + 1):  # a few pages in memory at a time
+            batch.append(
+                ImportErrorPage(
+                    key=self.key,
+                    number=number,
+                    user=user,
+                    error_count=count,
+                    page_count=pages,
+                    errors=list(islice(errors, size)),
+                )
+            )
+            if len(batch) == 20:
+                ImportErrorPage.objects.bulk_create(batch)
+                batch = []
+        ImportErrorPage.objects.bulk_create(batch)
+        ImportErrorPage.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
 
     def as_dict(self):
-        cap = formats.limit("BULK_IMPORT_MAX_ERRORS", 1000)
-        data = {"detail": self.detail, "errors": self.errors[:cap]}
+        """The answer: the detail, the first page of errors, their count and, when they
+        were kept, where they all are (`errors_url`, and `errors_next` for page 2)."""
+        size = error_page_size()
+        data = {"detail": self.detail, "errors": self.errors.first(size)}
         data["error_count"] = len(self.errors)
+        if self.key is not None:
+            data["errors_url"] = errors_url(self.key)
+            if len(self.errors) > size:
+                data["errors_next"] = errors_url(self.key, 2)
         if self.objects:
             data["objects"] = list(self.objects)
         return data
+
+
+def error_page(user, key, number):
+    """Page `number` (text, from a query string) of a refused import's errors as the user
+    may see it, or None: a page that is not theirs is the same as one that does not exist."""
+    if not str(number).isdigit():
+        return None
+    return ImportErrorPage.objects.restrict(user).filter(key=key, number=int(number)).first()
 
 
 def bulk_import(*, data, user, format=None, mode=CREATE, dry_run=False, progress=None):
@@ -85,7 +139,7 @@ class ImportRun(Run):
 
     def __init__(self, doc, user, mode, dry_run, progress):
         self.doc, self.mode, self.dry_run, self.progress = doc, mode, dry_run, progress
-        self.errors = list(doc.errors)
+        self.errors = doc.errors  # the reader's errors, then the sections' ones
         self.denied = []
         self.now = timezone.now()
         self.counts = {}
@@ -220,8 +274,13 @@ class ImportRun(Run):
         return changes
 
 
+def request_limit():
+    """The largest upload request: the file's limit plus room for the form's other fields."""
+    return formats.max_upload_bytes() + 64 * 1024
+
+
 def job_threshold():
-    return formats.limit("BULK_IMPORT_JOB_THRESHOLD_BYTES", 5 * 1024 * 1024)
+    return formats.limit("BULK_IMPORT_JOB_THRESHOLD_BYTES")
 
 
 def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False):
@@ -235,9 +294,12 @@ def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False)
     if mode not in MODES:
         raise ImportRejected(f"unknown mode {mode!r}; choose create or upsert")
     if size <= job_threshold():
-        return "done", bulk_import(
-            data=upload, user=user, format=format, mode=mode, dry_run=dry_run
-        )
+        try:
+            result = bulk_import(data=upload, user=user, format=format, mode=mode, dry_run=dry_run)
+        except ImportRejected as exc:
+            exc.keep(user)
+            raise
+        return "done", result
     from governance import jobs
     from governance.tasks import import_bundle
 
@@ -259,8 +321,15 @@ def bulk_import_submit(*, upload, user, format=None, mode=CREATE, dry_run=False)
     return "job", job
 
 
+JOB_ERROR_LINES = 20  # in a failed job's error text, after the link to every error
+
+
+def error_line(item):
+    return f"{item['location']}: {item['field'] or '-'}: {item['message']}"
+
+
 class ImportFailed(Exception):
-    """A job's import was refused; the message lists the errors."""
+    """A job's import was refused; the message says where every error is, and the first."""
 
 
 def bulk_import_file(*, path, user, format=None, mode=CREATE, dry_run=False, progress=None):
@@ -280,11 +349,11 @@ def bulk_import_file(*, path, user, format=None, mode=CREATE, dry_run=False, pro
                     progress=progress,
                 )
         except ImportRejected as exc:
-            lines = [exc.detail] + [
-                f"{e['location']}: {e['field'] or ''}: {e['message']}" for e in exc.errors[:50]
-            ]
-            if len(exc.errors) > 50:
-                lines.append(f"... and {len(exc.errors) - 50} more")
+            exc.keep(user, always=True)
+            lines = [exc.detail]
+            if exc.key is not None:
+                lines.append(f"every error ({len(exc.errors)}): {errors_url(exc.key)}")
+            lines += [error_line(e) for e in exc.errors.first(JOB_ERROR_LINES)]
             raise ImportFailed("\n".join(lines)) from None
     finally:
         file.unlink(missing_ok=True)

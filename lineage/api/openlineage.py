@@ -8,7 +8,6 @@ import json
 import zlib
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
@@ -20,8 +19,14 @@ from governance.api.parsers import find_unstorable, message
 from .. import openlineage
 
 
-def _limit():
-    return getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None) or 2_621_440
+class BodyTooLarge(Exception):
+    pass
+
+
+def body_limit():
+    """The largest body, as sent and once inflated (the request's Content-Length is checked
+    against it before the body is read, by governance.uploads)."""
+    return settings.OPENLINEAGE_MAX_BYTES
 
 
 def _decompress(body, encoding):
@@ -32,11 +37,11 @@ def _decompress(body, encoding):
         raise exceptions.UnsupportedMediaType(encoding, f"unsupported Content-Encoding {encoding}")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = inflater.decompress(body, _limit() + 1)
+        data = inflater.decompress(body, body_limit() + 1)
     except zlib.error as exc:
         raise exceptions.ParseError(f"the gzip body cannot be read: {exc}") from exc
-    if len(data) > _limit() or inflater.unconsumed_tail:
-        raise RequestDataTooBig
+    if len(data) > body_limit() or inflater.unconsumed_tail:
+        raise BodyTooLarge
     return data
 
 
@@ -52,11 +57,15 @@ class OpenLineageView(APIView):
         responses={201: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT},
     )
     def post(self, request):
+        # Read here rather than through request.body, which holds to Django's form limit.
+        body = request.read(body_limit() + 1)
         try:
-            body = _decompress(request.body, request.headers.get("Content-Encoding", "").lower())
-        except RequestDataTooBig:
+            if len(body) > body_limit():
+                raise BodyTooLarge
+            body = _decompress(body, request.headers.get("Content-Encoding", "").lower())
+        except BodyTooLarge:
             return Response(
-                {"detail": f"the body is larger than {_limit()} bytes"},
+                {"detail": f"the body is larger than {body_limit()} bytes", "limit": body_limit()},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         try:

@@ -447,13 +447,13 @@ def test_not_json_is_400(steward):
 
 
 def test_too_large_and_too_many_events(settings, steward):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    settings.OPENLINEAGE_MAX_BYTES = 1000
     client = client_for(steward)
     assert post(client, event()).status_code == 413
     bomb = gzip.compress(b" " * 10_000)
     response = client.post(URL, bomb, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
     assert response.status_code == 413
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+    settings.OPENLINEAGE_MAX_BYTES = 2_621_440
     settings.OPENLINEAGE_MAX_EVENTS = 3
     response = post(client, [event() for _ in range(4)])
     assert response.status_code == 400 and "at most 3 events" in response.json()["detail"]

@@ -51,10 +51,8 @@ class Command(BaseCommand):
                     )
             except importer.ImportRejected as exc:
                 bar.close()
-                for item in exc.errors:
-                    self.stderr.write(
-                        f"{item['location']}: {item['field'] or '-'}: {item['message']}"
-                    )
+                for item in exc.errors:  # every one, however many
+                    self.stderr.write(importer.error_line(item))
                 for name in exc.objects:
                     self.stderr.write(f"not allowed: {name}")
                 raise CommandError(exc.detail) from None
