@@ -7,10 +7,10 @@ import socket
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from rest_framework.authtoken.models import Token
 
 from governance.services import grant
 from governance.testing import client_for, make_user
+from governance.tokens import token_create
 from sources.models import DataSource
 
 IMPORT = "/api/v1/bulk/import"
@@ -126,7 +126,7 @@ def live_steward(transactional_db, settings, tmp_path):
     shop = DataSource.objects.create(name="shop", kind="postgresql", host="db.example.com")
     user = make_user("stella", staff=True, roles=["Steward"])
     grant(shop, user, "steward")
-    return Token.objects.create(user=user).key, tmp_path / "spool"
+    return token_create(user=user)[1], tmp_path / "spool"
 
 
 def test_a_600_mb_upload_is_refused_unread_and_nothing_is_spooled(live_server, live_steward):
