@@ -18,7 +18,12 @@ Cases (--cases, comma-separated; default all but the slow csv-rows and json-byte
   xlsx-all        at the rows, cells, shared strings and shared strings' size limits at once
   xlsx-worst      xlsx-all, and the rest of the expanded-size limit as inline text
   csv-rows        BULK_IMPORT_MAX_ROWS rows of CSV (slow)
-  json-bytes      a JSON file at BULK_IMPORT_MAX_BYTES (slow)
+  json-bytes      a JSON file at BULK_IMPORT_MAX_BYTES of tables with long descriptions (slow)
+  json-objects    BULK_IMPORT_MAX_ROWS tables as the smallest JSON objects (slow)
+  json-too-many   one object more than that: refused before parsing
+  yaml-objects    BULK_IMPORT_MAX_ROWS tables as the smallest YAML mappings (slow)
+  yaml-bytes      a YAML file at BULK_IMPORT_MAX_YAML_BYTES of tables with long descriptions (slow)
+  csv-bytes       a CSV file at BULK_IMPORT_MAX_BYTES of fields with long descriptions (slow)
   bomb            one entry that expands 1,000 times
   lying-size      an entry whose headers declare 1 KB and that expands to 300 MB
   wide-row        one row of 2 million cells
@@ -45,7 +50,7 @@ import benchlib  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/steward_bench_limits"
 FILES = benchlib.RESULTS_DIR / "bulk_limits"
-SLOW = ("csv-rows", "json-bytes")
+SLOW = ("csv-rows", "json-bytes", "json-objects", "yaml-objects", "yaml-bytes", "csv-bytes")
 GOAL_MB = 500
 
 
@@ -146,6 +151,33 @@ def build(case, path):
             for i in range(rows):
                 handle.write(f"field,shop,public,t{i // 25},f{i % 25},integer\n")
         return f"{rows} CSV rows"
+    if case in ("json-objects", "json-too-many", "yaml-objects"):
+        count = formats.limit("BULK_IMPORT_MAX_ROWS") - 1 + (case == "json-too-many")
+        with open(path, "w") as handle:  # the root object (or mapping) and `count` tables
+            if case == "yaml-objects":
+                handle.write("tables:\n")
+                handle.writelines(f"- {{name: t{i}}}\n" for i in range(count))
+            else:
+                handle.write('{"tables": [')
+                handle.write(",".join(f'{{"name": "t{i}"}}' for i in range(count)))
+                handle.write("]}")
+        return f"{count} tables of one key and the root"
+    if case in ("yaml-bytes", "csv-bytes"):
+        cap = "BULK_IMPORT_MAX_YAML_BYTES" if case == "yaml-bytes" else "BULK_IMPORT_MAX_BYTES"
+        size, text, i = formats.limit(cap) - 20_000, "y" * 10_000, 0
+        with open(path, "w") as handle:
+            if case == "csv-bytes":
+                handle.write("record_type,source,schema,table,field,field_description\n")
+            else:
+                handle.write("tables:\n")
+            while handle.tell() < size:
+                if case == "csv-bytes":
+                    handle.write(f"field,shop,public,t{i // 25},f{i % 25},{text}\n")
+                else:
+                    handle.write(f"- {{source: shop, schema: public, name: t{i}, ")
+                    handle.write(f"description: {text}}}\n")
+                i += 1
+        return f"{i} records with 10,000-character descriptions"
     if case == "json-bytes":
         size = formats.max_upload_bytes()
         text = "j" * 10_000
@@ -288,7 +320,9 @@ def main():
     prepare_database()
     benchlib.setup_django()
     results, rows, failures = {}, [], []
-    for case in cases:
+    for number, case in enumerate(cases):
+        if args.write and number:
+            prepare_database()  # each import into an empty catalog, as the first one
         path = FILES / f"{case}.{CASES[case]}"
         started = time.perf_counter()
         what = build(case, path)
@@ -341,7 +375,11 @@ ACCEPTED = {
     "xlsx-all",
     "xlsx-worst",
     "csv-rows",
+    "csv-bytes",
     "json-bytes",
+    "json-objects",
+    "yaml-objects",
+    "yaml-bytes",
     "dimension",
 }
 CASES = {
@@ -354,6 +392,11 @@ CASES = {
     "xlsx-worst": "xlsx",
     "csv-rows": "csv",
     "json-bytes": "json",
+    "json-objects": "json",
+    "json-too-many": "json",
+    "yaml-objects": "yaml",
+    "yaml-bytes": "yaml",
+    "csv-bytes": "csv",
     "bomb": "xlsx",
     "lying-size": "xlsx",
     "wide-row": "xlsx",

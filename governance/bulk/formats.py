@@ -253,6 +253,11 @@ def read(source, fmt=None):
     fmt = fmt or detect(head)
     if fmt not in FORMATS:
         raise FileRejected(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "yaml" and size > limit("BULK_IMPORT_MAX_YAML_BYTES"):
+        raise FileRejected(
+            f"the YAML file is larger than the limit of {limit('BULK_IMPORT_MAX_YAML_BYTES')} "
+            "bytes for YAML (the same catalog as JSON may be larger)"
+        )
     if fmt == "xlsx":
         return read_xlsx(stream)
     text_stream = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
@@ -266,7 +271,7 @@ def read(source, fmt=None):
                 text = text_stream.read()
             except UnicodeDecodeError as exc:
                 raise not_utf8(exc) from exc
-            check_json_depth(text)
+            check_json_shape(text)
             try:
                 # Timestamps are export-only: dropped as they are parsed, to save memory.
                 loaded = json.loads(text, object_hook=_Compact())
@@ -286,14 +291,28 @@ _JSON_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^\[\]{}"]+|"')
 _BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 
 
-def check_json_depth(text):
-    """Refuse JSON nested deeper than the limit before parsing it: the parser recurses once
-    per level (RecursionError past about a thousand). One pass of a regular expression and
-    a running sum over the brackets: a 5 MB file of brackets takes about 0.3 s."""
-    brackets = _JSON_NOT_BRACKETS.sub("", text).encode("ascii").translate(_BRACKET_STEP)
-    depth = max(accumulate(array("b", brackets), initial=0))
+def check_json_shape(text):
+    """Refuse JSON nested deeper than the limit, or holding more objects than the records
+    limit, before parsing it: the parser recurses once per level (RecursionError past about
+    a thousand), and every object costs a few hundred bytes once parsed, whatever the file's
+    size. One pass of a regular expression and a running sum over the brackets: a 5 MB file
+    of brackets takes about 0.3 s."""
+    brackets = _JSON_NOT_BRACKETS.sub("", text)
+    steps = brackets.encode("ascii").translate(_BRACKET_STEP)
+    depth = max(accumulate(array("b", steps), initial=0))
     if depth > max_depth():
         raise FileRejected(f"the file nests {depth} levels deep; the limit is {max_depth()}")
+    check_objects(brackets.count("{"))
+
+
+def check_objects(count):
+    """Every record of a JSON or YAML file is an object (a mapping); so are a field's
+    classifications and a lineage edge's field pairs, which few records carry."""
+    cap = limit("BULK_IMPORT_MAX_ROWS")
+    if count > cap:
+        raise FileRejected(
+            f"the file holds more than {cap} objects; the limit is BULK_IMPORT_MAX_ROWS ({cap})"
+        )
 
 
 def load_yaml(stream):
@@ -323,7 +342,7 @@ def load_yaml(stream):
     scalars = yaml.constructor.SafeConstructor.yaml_constructors
     resolver = yaml.resolver.Resolver()
     compact = _Compact()
-    stack, root, documents = [], None, 0
+    stack, root, documents, mappings = [], None, 0, 0
     missing = object()
     deepest = max_depth()
 
@@ -373,6 +392,9 @@ def load_yaml(stream):
                     raise refuse("an anchor")
                 if event.tag not in (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"):
                     raise refuse(f"a tag ({event.tag})")
+                if kind is MappingStartEvent:
+                    mappings += 1
+                    check_objects(mappings)
                 stack.append([{} if kind is MappingStartEvent else [], missing])
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 value = stack.pop()[0]

@@ -422,7 +422,7 @@ def test_upload_and_row_limits(world, settings):
     settings.BULK_IMPORT_MAX_ROWS = 3
     response = upload(client_for(world["admin"]), document([ORDERS, CUSTOMERS]))
     assert response.status_code == 400
-    assert "more than 3 records" in response.json()["detail"]
+    assert "more than 3 objects" in response.json()["detail"]
 
 
 def test_csv_formula_cells_written_escaped_come_back_unescaped(world):

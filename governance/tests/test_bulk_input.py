@@ -167,3 +167,40 @@ def test_depth_is_counted_exactly_outside_strings(steward, settings):
     settings.BULK_IMPORT_MAX_DEPTH = 7
     response = upload(steward, yaml_text, "c.yaml", dry_run="true")
     assert "levels deep" not in str(response.json())
+
+
+# --- the work a file may ask for -----------------------------------------------------------
+
+
+TEN_JSON = json.dumps(
+    {"tables": [{"source": "shop", "name": f"t{n}", "description": "{not}"} for n in range(10)]}
+)
+TEN_YAML = "tables:\n" + "".join(f"- {{source: shop, name: t{n}}}\n" for n in range(10))
+
+
+@pytest.mark.parametrize(("name", "content"), [("ten.json", TEN_JSON), ("ten.yaml", TEN_YAML)])
+def test_more_objects_than_records_allowed_are_refused_before_they_are_built(
+    steward, settings, name, content
+):
+    # Every parsed object costs memory whatever the file's size: the root and 10 tables
+    # are 11 objects (braces inside a string do not count).
+    settings.BULK_IMPORT_MAX_ROWS = 10
+    response = upload(steward, content, name, dry_run="true")
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"] == (
+        "the file holds more than 10 objects; the limit is BULK_IMPORT_MAX_ROWS (10)"
+    )
+    settings.BULK_IMPORT_MAX_ROWS = 11
+    response = upload(steward, content, name, dry_run="true")
+    assert response.status_code == 200, response.content
+    assert not Table.objects.exists()
+
+
+def test_yaml_has_a_smaller_size_limit_than_json(steward, settings):
+    document = {"tables": [{"source": "shop", "schema": "public", "name": "orders"}]}
+    settings.BULK_IMPORT_MAX_YAML_BYTES = 40
+    as_json = upload(steward, json.dumps(document), "c.json", dry_run="true")
+    assert as_json.status_code == 200, as_json.content
+    as_yaml = upload(steward, "tables:\n- {source: shop, schema: public, name: orders}\n", "c.yaml")
+    assert as_yaml.status_code == 400
+    assert as_yaml.json()["detail"].startswith("the YAML file is larger than the limit of 40 bytes")
