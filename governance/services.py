@@ -5,7 +5,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from . import accesslog
 from .models import AccessLogEntry
-from .permissions import perm_name
+from .permissions import forget_principal, forget_principals, perm_name
 from .roles import GRANT_ACTIONS
 
 
@@ -15,6 +15,7 @@ def grant(obj, holder, role="viewer"):
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(GRANT_ACTIONS)}")
     for action in GRANT_ACTIONS[role]:
         assign_perm(perm_name(type(obj), action), holder, obj)
+    forget_principal(holder)
 
 
 def revoke(obj, holder):
@@ -79,6 +80,9 @@ def grant_creator_many(user, objs):
             )
     UserObjectPermission.objects.bulk_create(grants, batch_size=1000)
     AccessLogEntry.objects.bulk_create(entries, batch_size=1000)
+    if grants:
+        forget_principals()  # bulk_create sends no post_save
+        forget_principal(user)
 
 
 def holders(obj):

@@ -103,6 +103,7 @@ def _permission_event(instance, action):
 def _granted(sender, instance, created, **kwargs):
     if created:
         _permission_event(instance, AccessLogEntry.Action.GRANT)
+        forget_principals()  # the holder's Principal may not list this permission yet
 
 
 @receiver(post_delete, sender=UserObjectPermission)

@@ -6,7 +6,8 @@ from django.contrib.auth.models import Group, Permission
 from django.core.cache import cache
 
 from governance import permissions
-from governance.permissions import VERSION_KEY, Principal, principal
+from governance.permissions import PRINCIPAL_KEY, VERSION_KEY, Principal, principal
+from governance.services import grant, grant_creator_many
 from governance.testing import client_for, make_user
 from sources.models import DataSource
 
@@ -61,7 +62,7 @@ def test_without_the_setting_each_request_loads_them_in_one_query(
     with django_assert_num_queries(1):
         assert principal(again).group_ids == (team.pk,)
     assert cache.get(VERSION_KEY) is None
-    assert cache.get(f"permissions:user:{user.pk}:0") is None
+    assert cache.get(PRINCIPAL_KEY.format(pk=user.pk, superuser=False)) is None
 
 
 CHANGES = {
@@ -121,3 +122,31 @@ def test_a_revoked_role_stops_the_next_api_request(cached):
     team.permissions.remove(perm("view_datasource"))
     assert client.get(f"/api/v1/sources/{source.pk}/").status_code == 404
     assert client.get("/api/v1/sources/").json()["count"] == 0
+
+
+def test_a_first_object_grant_counts_from_the_next_request_and_in_this_one(cached):
+    """The Principal lists the permissions a user holds on some object: without one, a
+    manual table's own grants are not looked up. A new grant, to the user or to a group
+    of theirs, must end the cached copy; and the user object that received it in this
+    request must not keep the old one."""
+    from catalog.models import Table
+
+    manual = Table.objects.create(schema="app", name="notes")
+    user = make_user("vic")
+    team = Group.objects.create(name="readers")
+    user.groups.add(team)
+    assert not Table.objects.restrict(fresh(user), "view").exists()
+    assert not Table.objects.restrict(user, "view").exists()  # this object loaded it
+    grant(manual, user, "viewer")
+    assert list(Table.objects.restrict(user, "view")) == [manual]
+    assert list(Table.objects.restrict(fresh(user), "view")) == [manual]
+    other = Table.objects.create(schema="app", name="minutes")
+    grant(other, team, "viewer")
+    assert set(Table.objects.restrict(fresh(user), "view")) == {manual, other}
+    # Creator grants come in bulk, without post_save signals.
+    creator = make_user("cat")
+    assert not Table.objects.restrict(creator, "view").exists()
+    drafted = Table.objects.create(schema="app", name="drafts")
+    grant_creator_many(creator, [drafted])
+    assert list(Table.objects.restrict(creator, "view")) == [drafted]
+    assert list(Table.objects.restrict(fresh(creator), "view")) == [drafted]
