@@ -9,6 +9,7 @@ sends a fixed number of requests per scenario from concurrent client threads; in
 for lists and details, under 100 ms for search.
 
     .venv/bin/python bench/api_latency.py [--requests 2000] [--workers 3] [--concurrency 8]
+                                          [--tables-per-source 10]
 """
 
 import argparse
@@ -84,6 +85,14 @@ def parse_args():
     parser.add_argument(
         "--throttle-user", default="1000000/min", help="THROTTLE_USER for the server"
     )
+    parser.add_argument(
+        "--tables-per-source",
+        type=int,
+        default=TABLES_PER_SOURCE,
+        choices=range(1, len(TABLE_WORDS) + 1),
+        metavar=f"1-{len(TABLE_WORDS)}",
+        help=f"tables under each source (default {TABLES_PER_SOURCE})",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     if not 2 <= args.workers <= 4:
@@ -93,7 +102,7 @@ def parse_args():
     return args
 
 
-def build_fixture():
+def build_fixture(tables_per_source):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
@@ -137,7 +146,7 @@ def build_fixture():
                 description=f"The {TABLE_WORDS[t]} of application {n}." if t % 3 == 0 else "",
             )
             for n, source in enumerate(sources)
-            for t in range(TABLES_PER_SOURCE)
+            for t in range(tables_per_source)
         ],
         batch_size=2000,
     )
@@ -435,12 +444,12 @@ def main():
 
     call_command("migrate", interactive=False, verbosity=0)
     print(
-        f"Loading {SOURCES} sources, {SOURCES * TABLES_PER_SOURCE} tables, "
-        f"{SOURCES * TABLES_PER_SOURCE * FIELDS_PER_TABLE} fields, a superuser and "
+        f"Loading {SOURCES} sources, {SOURCES * args.tables_per_source} tables, "
+        f"{SOURCES * args.tables_per_source * FIELDS_PER_TABLE} fields, a superuser and "
         f"{VIEWERS} viewers with {GRANTED} grants each ...",
         flush=True,
     )
-    fixture = build_fixture()
+    fixture = build_fixture(args.tables_per_source)
     analyze()
     queries = profile_requests(fixture)
     connections.close_all()
@@ -467,7 +476,7 @@ def main():
                 "list",
                 who,
                 lambda _u: TABLES_PATH,
-                list_check(sources * TABLES_PER_SOURCE),
+                list_check(sources * args.tables_per_source),
             ),
             (
                 f"search · {label}",
@@ -609,8 +618,8 @@ def main():
                 "sources": SOURCES,
                 "granted_sources": GRANTED,
                 "viewers": VIEWERS,
-                "tables": SOURCES * TABLES_PER_SOURCE,
-                "fields": SOURCES * TABLES_PER_SOURCE * FIELDS_PER_TABLE,
+                "tables": SOURCES * args.tables_per_source,
+                "fields": SOURCES * args.tables_per_source * FIELDS_PER_TABLE,
                 "page_size": 50,
                 "seed": args.seed,
             },

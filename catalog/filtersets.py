@@ -27,12 +27,7 @@ class TableFilterSet(GovernedFilterSet):
         ]
 
     def search(self, queryset, name, value):
-        return queryset.filter(
-            Q(name__icontains=value)
-            | Q(fqn__icontains=value)
-            | Q(description__icontains=value)
-            | Q(comment__icontains=value)
-        )
+        return queryset.filter(Q(search_text__icontains=value) | Q(fqn__icontains=value))
 
     def by_tag(self, queryset, name, value):
         category, _, tag = value.partition(".")
@@ -48,4 +43,4 @@ class FieldFilterSet(GovernedFilterSet):
         fields = ["table", "data_type", "is_primary_key", "removed"]
 
     def search(self, queryset, name, value):
-        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+        return queryset.filter(search_text__icontains=value)  # name, description, comment

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Concat
 
 from governance.models import BaseModel
 from governance.permissions import RestrictedQuerySet
@@ -40,6 +41,23 @@ class Tag(BaseModel):
         return f"{self.category.name}.{self.name}"
 
 
+def search_text():
+    """Name, description and comment in one stored column, which catalog search matches with
+    one trigram index (on PostgreSQL) instead of one per column."""
+    return models.GeneratedField(
+        expression=Concat(
+            "name",
+            models.Value("\n"),
+            "description",
+            models.Value("\n"),
+            "comment",
+            output_field=models.TextField(),
+        ),
+        output_field=models.TextField(),
+        db_persist=True,
+    )
+
+
 class Table(BaseModel):
     """A table, view, materialized view, MongoDB collection or Elasticsearch index; scanned
     from a source, or kept by hand (no source)."""
@@ -74,6 +92,7 @@ class Table(BaseModel):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TABLE)
     fqn = models.CharField("fully qualified name", max_length=800, unique=True, editable=False)
     comment = models.TextField(blank=True, help_text="The comment the source keeps.")
+    search_text = search_text()
     row_count = models.BigIntegerField(null=True, blank=True)
     size_bytes = models.BigIntegerField(null=True, blank=True)
     view_definition = models.TextField(blank=True)
@@ -140,6 +159,7 @@ class Field(BaseModel):
     is_primary_key = models.BooleanField(default=False)
     foreign_key = models.CharField(max_length=800, blank=True)
     comment = models.TextField(blank=True, help_text="The comment the source keeps.")
+    search_text = search_text()
     presence = models.FloatField(null=True, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="fields")
     removed = models.BooleanField(default=False)

@@ -2,9 +2,6 @@
 filtered by object permissions like every other list. PostgreSQL ranks with full-text
 search plus trigram similarity (typos); other databases fall back to substring matching."""
 
-import operator
-from functools import reduce
-
 from django.db import connection
 from django.db.models import (
     Case,
@@ -13,7 +10,6 @@ from django.db.models import (
     FloatField,
     OuterRef,
     Prefetch,
-    Q,
     Subquery,
     Value,
     When,
@@ -49,62 +45,38 @@ def tables_for_reading(queryset):
     )
 
 
-def _matches(queryset, q, typos=False):
-    """Rows whose name, description or comment contains q, or that carry a tag named q; with
-    `typos` (PostgreSQL), rows whose name is within a typo of q instead. On PostgreSQL each
-    condition is its own indexed query (trigram indexes on UPPER(column), as icontains
-    compares) and their union picks the candidates; one OR over all conditions would read
-    every row instead."""
-    model = queryset.model
+def _matching(queryset, q, tag_ids, typos=False):
+    """The querysets of rows that match q, each served by one index on PostgreSQL (their
+    answers are merged, not OR-ed: an OR of an indexed condition and a join reads every
+    row): rows whose name, description or comment contains q (search_text), and rows
+    carrying one of the tags `tag_ids` (those whose name contains q); with `typos`, rows
+    whose name is within a typo of q instead (PostgreSQL)."""
     if typos:
-        rows = model._base_manager.annotate(upper_name=Upper("name")).order_by()
-        return queryset.filter(pk__in=rows.filter(upper_name__trigram_similar=q).values("pk"))
-    column = "table_id" if model is Table else "field_id"
-    tagged = model.tags.through.objects.filter(tag__name__icontains=q).values(column)
-    conditions = [
-        Q(name__icontains=q),
-        Q(description__icontains=q),
-        Q(comment__icontains=q),
-        Q(pk__in=tagged),
-    ]
-    if connection.vendor != "postgresql":
-        return queryset.filter(reduce(operator.or_, conditions))
-    rows = model._base_manager.order_by()
-    parts = [rows.filter(c).values("pk") for c in conditions]
-    return queryset.filter(pk__in=parts[0].union(*parts[1:]))
+        names = queryset.annotate(upper_name=Upper("name"))
+        return [names.filter(upper_name__trigram_similar=q)]
+    text = queryset.filter(search_text__icontains=q)
+    return [text, queryset.filter(tags__in=tag_ids)] if tag_ids else [text]
 
 
-def _ranked(queryset, q, typos=False):
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import (
-            SearchQuery,
-            SearchRank,
-            SearchVector,
-            TrigramSimilarity,
-        )
-
-        vector = (
-            SearchVector("name", weight="A", config="simple")
-            + SearchVector("description", weight="B", config="simple")
-            + SearchVector("comment", weight="C", config="simple")
-        )
-        query = SearchQuery(q, search_type="websearch", config="simple")
-        return _matches(queryset, q, typos).annotate(
-            score=SearchRank(vector, query)
-            + TrigramSimilarity("name", q)
-            + Case(
-                When(name__iexact=q, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
-            )
-        )
-    return _matches(queryset, q).annotate(
-        score=Case(
-            When(name__iexact=q, then=Value(3.0)),
-            When(name__istartswith=q, then=Value(2.0)),
-            When(name__icontains=q, then=Value(1.5)),
-            default=Value(1.0),
-            output_field=FloatField(),
-        )
+def _score(q):
+    """A name equal to q first, then names that start with it, contain it, then rows whose
+    description or only comment or tag matches; on PostgreSQL names nearer to q in
+    trigrams rank higher within each band (and the typo matches, which contain nothing,
+    by how near they are). Plain comparisons of the rows already found: a full-text rank
+    parsed every row's three columns and cost more than finding them."""
+    score = Case(
+        When(name__iexact=q, then=Value(3.0)),
+        When(name__istartswith=q, then=Value(2.0)),
+        When(name__icontains=q, then=Value(1.5)),
+        When(description__icontains=q, then=Value(1.2)),
+        default=Value(1.0),
+        output_field=FloatField(),
     )
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import TrigramSimilarity
+
+        score = score + TrigramSimilarity("name", q)
+    return score
 
 
 def search(user, q, *, source=None, kind=None, tag=None, classification=None, limit=50):
@@ -125,45 +97,48 @@ def search(user, q, *, source=None, kind=None, tag=None, classification=None, li
             classifications__tag__category__name=category,
             classifications__tag__name=name,
         ).exclude(classifications__status="rejected")
-    results = _found(tables, fields, q, limit)
+    tag_ids = list(Tag.objects.filter(name__icontains=q).values_list("pk", flat=True))
+    results = _found(tables, fields, q, limit, tag_ids)
     if len(results) < limit and connection.vendor == "postgresql":
         # Names within a typo of q fill an answer that exact matches leave short; computing
         # similarity for every row costs more than all the exact matches together, and a
         # typo match ranks below a name that contains q anyway.
         seen = {(r["type"], r["id"]) for r in results}
-        typos = _found(tables, fields, q, limit, typos=True)
+        typos = _found(tables, fields, q, limit, tag_ids, typos=True)
         results += [r for r in typos if (r["type"], r["id"]) not in seen]
     results.sort(key=lambda r: (-r["score"], r["fqn"]))
     return results[:limit]
 
 
-def _found(tables, fields, q, limit, typos=False):
+def _found(tables, fields, q, limit, tag_ids, typos=False):
     """The best `limit` tables and the best `limit` fields for q, as search results."""
-    tables, fields = _ranked(tables, q, typos), _ranked(fields, q, typos)
-    table_rows = tables.values("id", "name", "fqn", "description", "score").distinct()
-    field_rows = fields.values(
-        "id", "name", "table_id", "table__fqn", "description", "score"
-    ).distinct()
-    return [
-        {
-            "type": "table",
-            "id": r["id"],
-            "name": r["name"],
-            "fqn": r["fqn"],
-            "table_id": r["id"],
-            "description": r["description"],
-            "score": round(r["score"], 4),
-        }
-        for r in table_rows.order_by("-score", "fqn")[:limit]
-    ] + [
-        {
-            "type": "field",
-            "id": r["id"],
-            "name": r["name"],
-            "fqn": f"{r['table__fqn']}.{r['name']}",
-            "table_id": r["table_id"],
-            "description": r["description"],
-            "score": round(r["score"], 4),
-        }
-        for r in field_rows.order_by("-score", "table__fqn", "name")[:limit]
-    ]
+    found = {}
+    for queryset in _matching(tables, q, tag_ids, typos):
+        rows = queryset.annotate(score=_score(q)).values(
+            "id", "name", "fqn", "description", "score"
+        )
+        for r in rows.distinct().order_by("-score", "fqn")[:limit]:
+            found["table", r["id"]] = {
+                "type": "table",
+                "id": r["id"],
+                "name": r["name"],
+                "fqn": r["fqn"],
+                "table_id": r["id"],
+                "description": r["description"],
+                "score": round(r["score"], 4),
+            }
+    for queryset in _matching(fields, q, tag_ids, typos):
+        rows = queryset.annotate(score=_score(q)).values(
+            "id", "name", "table_id", "table__fqn", "description", "score"
+        )
+        for r in rows.distinct().order_by("-score", "table__fqn", "name")[:limit]:
+            found["field", r["id"]] = {
+                "type": "field",
+                "id": r["id"],
+                "name": r["name"],
+                "fqn": f"{r['table__fqn']}.{r['name']}",
+                "table_id": r["table_id"],
+                "description": r["description"],
+                "score": round(r["score"], 4),
+            }
+    return list(found.values())

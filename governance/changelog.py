@@ -29,7 +29,7 @@ _TIMESTAMPS = {"created_at", "updated_at"}
 
 def _tracked_fields(model):
     exclude = set(model.changelog_exclude) | _TIMESTAMPS
-    return [f for f in model._meta.concrete_fields if f.name not in exclude]
+    return [f for f in model._meta.concrete_fields if f.name not in exclude and not f.generated]
 
 
 @functools.cache
@@ -76,7 +76,8 @@ def snapshot(instance):
 
 
 def _values(instance):
-    return {f.attname: f.value_from_object(instance) for f in type(instance)._meta.concrete_fields}
+    fields = type(instance)._meta.concrete_fields
+    return {f.attname: f.value_from_object(instance) for f in fields if not f.generated}
 
 
 def _secrets(model, values):
@@ -326,7 +327,7 @@ def insert_objects(objs):
     model = type(objs[0])
     if not can_copy(model):
         return model._base_manager.bulk_create(objs, batch_size=FALLBACK_BATCH)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key or f.generated)]
     rows = [tuple(f.pre_save(obj, True) for f in fields) for obj in objs]
     ids = insert_rows(model, [f.attname for f in fields], rows, returning_ids=True)
     db = router.db_for_write(model)

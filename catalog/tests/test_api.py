@@ -201,3 +201,17 @@ def test_renaming_a_source_renames_its_tables(db):
     # The old name is free again: a new source of that name catalogs the same table.
     new = DataSource.objects.create(name="crm", kind="sqlite", database="crm2.db")
     assert Table.objects.create(source=new, schema="main", name="users").fqn == "crm.main.users"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the index is PostgreSQL's")
+@pytest.mark.parametrize("model", [Table, Field])
+def test_search_text_matches_through_its_trigram_index(db, model):
+    """The index is on UPPER(search_text), the expression icontains compares: a change to
+    either side would leave every search reading every row."""
+    matching = model.objects.filter(search_text__icontains="receipts")
+    sql, params = matching.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"{model._meta.db_table}_search_text_upper_trgm" in plan, plan
