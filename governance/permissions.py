@@ -215,6 +215,9 @@ def permission_id(model, action):
     return _permission_ids[key]
 
 
+NOTHING = models.Q(pk__in=[])  # the rule that lets nothing through
+
+
 def granted(user, model, action):
     """A filter for `model` objects granted to the user or their groups for `action`.
 
@@ -226,7 +229,7 @@ def granted(user, model, action):
     permission and holder, the leading columns of guardian's unique indexes."""
     perm = permission_id(model, action)
     if perm is None or perm not in principal(user).object_perm_ids:
-        return models.Q(pk__in=[])
+        return NOTHING
     sql, params = _grants_sql(UserObjectPermission, "user", 1), [perm, user.pk]
     group_ids = principal(user).group_ids
     if group_ids:
@@ -247,36 +250,53 @@ def _grants_sql(grant_model, holder, holders):
     return f"{select} WHERE {permission} = %s AND {holder} IN ({marks})"
 
 
+def _ids(model, rule):
+    """The ids a rule lets through, as a subquery: a grant rule's own (the grant tables,
+    without reading the model's rows), or the model's rows filtered by the rule."""
+    if len(rule.children) == 1 and not rule.negated and rule.children[0][0] == "pk__in":
+        return rule.children[0][1]
+    return model._base_manager.filter(rule).values("pk")
+
+
 class RestrictedQuerySet(models.QuerySet):
     def restrict(self, user, action="view"):
+        rule = self.rule(user, action)
+        if rule is None:
+            return self
+        return self.none() if rule is NOTHING else self.filter(rule)
+
+    def rule(self, user, action="view"):
+        """What restrict() filters on, as a Q on this model; None when it lets all through."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}")
         if user is None or not user.is_authenticated or not user.is_active:
-            return self.none()
-        if user.is_superuser or (
-            action == "view" and getattr(self.model, "readable_by_all", False)
-        ):
-            return self
+            return NOTHING
         model = self.model
+        if user.is_superuser or (action == "view" and getattr(model, "readable_by_all", False)):
+            return None
+        if user.has_perm(perm_name(model, action)):
+            return None
         parent_field = getattr(model, "permission_parent", None)
-        perm = perm_name(model, action)
-        if user.has_perm(perm):
-            return self
-        if parent_field:
-            field = model._meta.get_field(parent_field)
-            parent_action = "view" if action == "view" else "change"
-            allowed = field.related_model.objects.restrict(user, parent_action).values("pk")
-            covered = models.Q(**{f"{parent_field}__in": allowed})
-            if not field.null:
-                return self.filter(covered)
-            # Without a parent (a manual table, say) the object carries its own grants. Most
-            # users hold none: the filter is then the parent's alone, which the planner can
-            # estimate (a few rows under a few parents) where it takes an OR for half.
-            if permission_id(model, action) not in principal(user).object_perm_ids:
-                return self.filter(covered)
-            own = models.Q(**{f"{parent_field}__isnull": True}) & granted(user, model, action)
-            return self.filter(covered | own)
-        return self.filter(granted(user, model, action))
+        if not parent_field:
+            return granted(user, model, action)
+        field = model._meta.get_field(parent_field)
+        parent = field.related_model
+        parent_rule = parent.objects.all().rule(user, "view" if action == "view" else "change")
+        if parent_rule is None:
+            covered = models.Q(**{f"{parent_field}__isnull": False})
+        elif parent_rule is NOTHING:
+            covered = NOTHING
+        else:
+            covered = models.Q(**{f"{parent_field}__in": _ids(parent, parent_rule)})
+        if not field.null:
+            return None if parent_rule is None else covered
+        # Without a parent (a manual table, say) the object carries its own grants. Most
+        # users hold none: the filter is then the parent's alone, which the planner can
+        # estimate (a few rows under a few parents) where it takes an OR for half.
+        if permission_id(model, action) not in principal(user).object_perm_ids:
+            return covered
+        own = models.Q(**{f"{parent_field}__isnull": True}) & granted(user, model, action)
+        return own if covered is NOTHING else covered | own
 
 
 class GenericRestrictedQuerySet(models.QuerySet):

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from governance.models import BaseModel
-from governance.permissions import RestrictedQuerySet, perm_name
+from governance.permissions import NOTHING, RestrictedQuerySet, perm_name
 
 
 class Origin(models.TextChoices):
@@ -29,20 +29,20 @@ class Status(models.TextChoices):
 
 
 class LineageEdgeQuerySet(RestrictedQuerySet):
-    def restrict(self, user, action="view"):
+    def rule(self, user, action="view"):
         """The downstream table grants an edge (its permission parent); the upstream table
         must be visible too, so that no list, log, job or evidence names a table the user
         may not see. The one place this rule lives: admin, API, change log, jobs, bulk
         export and field edges and evidence (through their edge) all come here."""
-        edges = super().restrict(user, action)
+        rule = super().rule(user, action)
         table = self.model.upstream.field.related_model
-        if user is None or user.is_superuser or user.has_perm(perm_name(table, "view")):
-            return edges
+        if rule is NOTHING or user.is_superuser or user.has_perm(perm_name(table, "view")):
+            return rule
         visible = table.objects.restrict(user, "view").values("pk")
-        edges = edges.filter(upstream__in=visible)
+        both_ends = models.Q(upstream__in=visible)
         if user.has_perm(perm_name(self.model, action)):  # a global grant skipped the parent
-            edges = edges.filter(downstream__in=visible)
-        return edges
+            both_ends &= models.Q(downstream__in=visible)
+        return both_ends if rule is None else rule & both_ends
 
 
 class LineageEdge(BaseModel):

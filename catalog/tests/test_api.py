@@ -208,7 +208,7 @@ def test_renaming_a_source_renames_its_tables(db):
 def test_search_text_matches_through_its_trigram_index(db, model):
     """The index is on UPPER(search_text), the expression icontains compares: a change to
     either side would leave every search reading every row."""
-    matching = model.objects.filter(search_text__icontains="receipts")
+    matching = model.objects.filter(search_text__icontains="receipts").order_by()
     sql, params = matching.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
