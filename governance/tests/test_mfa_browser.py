@@ -5,40 +5,27 @@ signs in again with a recovery code. Screenshots go to the test's tmp dir.
 Needs Debian's chromium and chromium-driver and selenium; skipped with the reason when they
 are missing (as lineage/tests/test_picture.py is)."""
 
-import shutil
 from base64 import b32decode
 
 import pytest
 from django_otp.oath import TOTP
 
-from governance.testing import PASSWORD, make_user
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and CHROMEDRIVER),
-    reason="no chromium/chromedriver: apt-get install -y chromium chromium-driver",
+from governance.testing import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    NO_BROWSER,
+    PASSWORD,
+    headless_chromium,
+    make_user,
 )
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=NO_BROWSER)
 
 
 @pytest.fixture
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1200,1000",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(60)
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    driver = headless_chromium()
     yield driver
     driver.quit()
 
